@@ -1,0 +1,28 @@
+"""MEM's Dagster definitions: the whole DAG, loaded by ``workspace.yaml``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from assets.defs.features.dbt import DBT_PROJECT, mem_dbt_models
+from assets.defs.ingest.assets import raw_bars
+from assets.partitions import DAILY
+from assets.resources import LakeResource, MarketDataResource
+
+ingest_job = dg.define_asset_job("ingest", selection=dg.AssetSelection.assets(raw_bars), partitions_def=DAILY)
+features_job = dg.define_asset_job("features", selection=dg.AssetSelection.assets(mem_dbt_models))
+
+defs = dg.Definitions(
+    assets=[raw_bars, mem_dbt_models],
+    jobs=[ingest_job, features_job],
+    resources={
+        "lake": LakeResource(),
+        "market": MarketDataResource(),
+        # dbt is installed in the same environment as Dagster; do not rely on PATH.
+        "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=str(Path(sys.executable).parent / "dbt")),
+    },
+)

@@ -1,0 +1,45 @@
+"""The canonical daily-bar schema every source delivers and the lake stores.
+
+One row per (symbol, date). Prices are in the instrument's quote currency; ``volume`` is in
+units of the instrument (shares, coins) and may be fractional. ``bid``/``ask`` are the closing
+quote where a source has one, null otherwise. ``source_file``/``source_row`` trace each row back
+to the exact input it came from (file path or a source URI, and the 1-based row in it).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+BAR_SCHEMA: dict[str, pl.DataType] = {
+    "date": pl.Date(),
+    "symbol": pl.String(),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Float64(),
+    "bid": pl.Float64(),
+    "ask": pl.Float64(),
+    "source_file": pl.String(),
+    "source_row": pl.Int64(),
+}
+BAR_COLUMNS: tuple[str, ...] = tuple(BAR_SCHEMA)
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+KEY_COLUMNS: tuple[str, ...] = ("symbol", "date")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("bid", "ask")
+
+
+def empty_bars() -> pl.DataFrame:
+    return pl.DataFrame(schema=BAR_SCHEMA)
+
+
+def conform_bars(frame: pl.DataFrame) -> pl.DataFrame:
+    """Select the canonical columns in order, add missing optional ones as nulls, cast losslessly.
+
+    Callers (the source adapters) are responsible for raising a clear ``SchemaError`` on anything
+    they cannot map; this only normalises frames that already carry the right columns.
+    """
+    for column in OPTIONAL_COLUMNS:
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.Float64()).alias(column))
+    return frame.select([pl.col(c).cast(t, strict=True) for c, t in BAR_SCHEMA.items()])
