@@ -1,0 +1,36 @@
+-- One row per trading day: the equal-weighted market of every symbol with a return that day.
+with
+
+returns as (
+
+    select * from {{ ref('int_bars__returns') }}
+
+),
+
+daily as (
+
+    select
+        trade_date,
+        ln(1 + avg(exp(ret_1d) - 1)) as mkt_ret_1d,
+        count(ret_1d) as n_symbols,
+
+    from returns
+    where ret_1d is not null
+    group by trade_date
+
+),
+
+final as (
+
+    select
+        *,
+        case
+            when count(mkt_ret_1d) over last_5 = 5 then sum(mkt_ret_1d) over last_5
+        end as mkt_ret_5d,
+
+    from daily
+    window last_5 as (order by trade_date rows between 4 preceding and current row)
+
+)
+
+select * from final
