@@ -8,17 +8,20 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from assets.defs.features.dbt import DBT_PROJECT, mem_dbt_models
+from assets.defs.features.dbt import DBT_PROJECT, mem_dbt_daily, mem_dbt_models
 from assets.defs.ingest.assets import raw_bars
 from assets.partitions import DAILY
 from assets.resources import LakeResource, MarketDataResource
 
 ingest_job = dg.define_asset_job("ingest", selection=dg.AssetSelection.assets(raw_bars), partitions_def=DAILY)
 features_job = dg.define_asset_job("features", selection=dg.AssetSelection.assets(mem_dbt_models))
+features_daily_job = dg.define_asset_job(
+    "features_daily", selection=dg.AssetSelection.assets(mem_dbt_daily), partitions_def=DAILY
+)
 
 defs = dg.Definitions(
-    assets=[raw_bars, mem_dbt_models],
-    jobs=[ingest_job, features_job],
+    assets=[raw_bars, mem_dbt_models, mem_dbt_daily],
+    jobs=[ingest_job, features_job, features_daily_job],
     resources={
         "lake": LakeResource(),
         "market": MarketDataResource(),

@@ -26,6 +26,7 @@ def main() -> None:
     print(f"MEM demo: source={source}, {len(keys)} daily partitions {keys[0]} .. {keys[-1]} (one backfill run)")
     t_ingest = run_job("ingest", instance)
     t_features = run_job("features", instance)
+    t_features += run_job("features_daily", instance)  # the incremental marts, the whole calendar in one run
 
     paths = Paths.from_env()
     bars = lake.read_bars(paths.bars(source))

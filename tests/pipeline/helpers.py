@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import polars as pl
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -16,3 +17,17 @@ def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def assert_same_values(a: pl.DataFrame, b: pl.DataFrame, rtol: float = 1e-12) -> None:
+    """Same rows, same nulls, floats equal to ``rtol`` relative (DuckDB's window sums may differ in the last bit
+    when the rows read before the window differ, e.g. a one-day incremental run vs a long backfill)."""
+    assert a.select("symbol", "trade_date").equals(b.select("symbol", "trade_date"))
+    for column in a.columns:
+        x, y = a[column], b[column]
+        assert x.is_null().equals(y.is_null()), column
+        if x.dtype.is_float():
+            gap = ((x - y).abs() / y.abs().clip(lower_bound=1.0)).max()
+            assert gap is None or gap <= rtol, f"{column}: relative gap {gap}"
+        else:
+            assert x.equals(y), column

@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from assets.partitions import DAILY, window
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.paths import DBT_PROJECT_DIR, Paths
 
@@ -33,11 +34,50 @@ def dbt_env(paths: Paths) -> None:
     paths.warehouse.mkdir(parents=True, exist_ok=True)
 
 
-@dbt_assets(manifest=DBT_PROJECT.manifest_path, project=DBT_PROJECT, dagster_dbt_translator=MemDbtTranslator())
+INCREMENTAL = "config.materialized:incremental"
+# One writer at a time: every dbt invocation writes the DuckDB warehouse (see config/dagster.yaml).
+WAREHOUSE_POOL = "duckdb_warehouse"
+
+
+class DbtBuildConfig(dg.Config):
+    """``full_refresh`` rebuilds incremental marts from the whole lake instead of the partition window."""
+
+    full_refresh: bool = False
+
+
+# What both dbt asset definitions share: the project, the one translator, the warehouse's writer pool.
+COMMON = {
+    "manifest": DBT_PROJECT.manifest_path,
+    "project": DBT_PROJECT,
+    "dagster_dbt_translator": MemDbtTranslator(),
+    "pool": WAREHOUSE_POOL,
+}
+
+
+@dbt_assets(**COMMON, exclude=INCREMENTAL)
 def mem_dbt_models(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource
 ):
-    """Build (run + test) the selected dbt models over the configured source's lake."""
+    """Views (staging, intermediate) and full-rebuild tables such as the labels."""
     dbt_env(lake.paths())
-    vars_ = json.dumps({"source": market.source})
-    yield from dbt.cli(["build", "--vars", vars_], context=context).stream()
+    yield from dbt.cli(["build", "--vars", json.dumps({"source": market.source})], context=context).stream()
+
+
+@dbt_assets(**COMMON, select=INCREMENTAL, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run())
+def mem_dbt_daily(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    lake: LakeResource,
+    market: MarketDataResource,
+    config: DbtBuildConfig,
+):
+    """Incremental marts, one dbt invocation per run: the partition window becomes `min_date`/`max_date`."""
+    start, end = window(context)
+    dbt_env(lake.paths())
+    dbt_vars = {"source": market.source}
+    args = ["build"]
+    if config.full_refresh:
+        args.append("--full-refresh")  # the whole history, whatever the window
+    else:
+        dbt_vars |= {"min_date": start.isoformat(), "max_date": end.isoformat()}
+    yield from dbt.cli([*args, "--vars", json.dumps(dbt_vars)], context=context).stream()

@@ -11,7 +11,9 @@ daily as (
 
     select
         trade_date,
-        ln(1 + avg(exp(ret_1d) - 1)) as mkt_ret_1d,
+        -- Ordered aggregate: a parallel hash aggregate would sum in a varying order, and the last bit
+        -- of the market return (and of every beta) would change from run to run.
+        ln(1 + avg(exp(ret_1d) - 1 order by symbol)) as mkt_ret_1d,
         count(ret_1d) as n_symbols,
 
     from returns
