@@ -19,6 +19,7 @@ export UV_TOOL_BIN_DIR := $(TOOLS)/bin
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export GX_ANALYTICS_ENABLED := False
 export DO_NOT_TRACK := 1
+export DVC_NO_ANALYTICS := 1
 
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/tests dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
 
