@@ -88,14 +88,16 @@ def validate_batch(batch: pl.DataFrame, prior: pl.DataFrame, cfg: QualityConfig)
 
 def _split(batch: pl.DataFrame, hits: dict[str, tuple[int, ...]], cfg: QualityConfig) -> GateResult:
     outcomes = tuple(RuleOutcome(r.name, r.description, hits.get(r.name, ())) for r in RULES)
-    reasons: list[list[str]] = [[] for _ in range(batch.height)]
+    broken: list[list[RuleOutcome]] = [[] for _ in range(batch.height)]
     for outcome in outcomes:
         for i in outcome.rows:
-            reasons[i].append(f"[{outcome.name}] {outcome.description}")
-    is_rejected = pl.Series([bool(r) for r in reasons], dtype=pl.Boolean)
+            broken[i].append(outcome)
+    is_rejected = pl.Series([bool(b) for b in broken], dtype=pl.Boolean)
     labelled = batch.with_columns(
-        rule=pl.Series([r[0][1 : r[0].index("]")] if r else None for r in reasons], dtype=pl.String),
-        reason=pl.Series(["; ".join(r) if r else None for r in reasons], dtype=pl.String),
+        rule=pl.Series([b[0].name if b else None for b in broken], dtype=pl.String),
+        reason=pl.Series(
+            ["; ".join(f"[{o.name}] {o.description}" for o in b) or None for b in broken], dtype=pl.String
+        ),
     )
     by_date = (
         labelled.group_by("date")
