@@ -1,0 +1,55 @@
+"""Model artifacts: ``<models>/<name>/<content-hash>/``, written atomically, immutable once written.
+
+A fitted model saves its files into a scratch folder; the folder's content hash names it. The same
+fit (same data, parameters and code) gives the same hash, so refits that change nothing add nothing,
+and a decision can cite the exact artifact it used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def content_hash(directory: Path) -> str:
+    """sha256 over every file's relative path and bytes, in sorted order (first 16 hex digits)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def save_artifact(root: Path, name: str, write: Callable[[Path], None]) -> Path:
+    """Let ``write`` fill a scratch folder, then publish it as ``root/name/<hash>``; return that path."""
+    parent = root / name
+    parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    try:
+        write(scratch)
+        target = parent / content_hash(scratch)
+        if target.exists():  # the same fit was saved before: keep the existing (identical) copy
+            shutil.rmtree(scratch)
+        else:
+            os.chmod(scratch, 0o755)
+            os.replace(scratch, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return target
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Deterministic JSON (sorted keys) so that equal payloads hash equally."""
+    path.write_text(json.dumps(payload, sort_keys=True, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
