@@ -53,3 +53,21 @@ def write_json(path: Path, payload: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def set_current(root: Path, name: str, artifact: Path, info: dict[str, Any]) -> None:
+    """Point ``root/name/current.json`` at ``artifact`` (atomically): what downstream steps use."""
+    pointer = root / name / "current.json"
+    tmp = pointer.with_suffix(".tmp")
+    write_json(tmp, {"artifact": artifact.name, **info})
+    os.replace(tmp, pointer)
+
+
+def current_artifact(root: Path, name: str) -> Path:
+    """The artifact folder ``current.json`` points at; a clear error if the model was never fitted."""
+    pointer = root / name / "current.json"
+    if not pointer.exists():
+        from mem_pipeline.errors import MemError
+
+        raise MemError(f"no fitted {name} model under {root / name}: materialize the {name} asset first")
+    return root / name / read_json(pointer)["artifact"]
