@@ -10,6 +10,7 @@ from dagster_dbt import DbtCliResource
 
 from assets.defs.features.dbt import DBT_PROJECT, mem_dbt_daily, mem_dbt_models
 from assets.defs.ingest.assets import raw_bars
+from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
 from assets.partitions import DAILY
 from assets.resources import LakeResource, MarketDataResource
 
@@ -19,9 +20,14 @@ features_daily_job = dg.define_asset_job(
     "features_daily", selection=dg.AssetSelection.assets(mem_dbt_daily), partitions_def=DAILY
 )
 
+models_job = dg.define_asset_job("models", selection=dg.AssetSelection.groups("models"))
+# Models refit on a cadence, not on every partition: weekly, Saturday 06:00 UTC (start it in the UI).
+models_schedule = dg.ScheduleDefinition(job=models_job, cron_schedule="0 6 * * 6", execution_timezone="UTC")
+
 defs = dg.Definitions(
-    assets=[raw_bars, mem_dbt_models, mem_dbt_daily],
-    jobs=[ingest_job, features_job, features_daily_job],
+    assets=[raw_bars, mem_dbt_models, mem_dbt_daily, regime_model, vol_forecasts, slippage_model],
+    jobs=[ingest_job, features_job, features_daily_job, models_job],
+    schedules=[models_schedule],
     resources={
         "lake": LakeResource(),
         "market": MarketDataResource(),

@@ -13,6 +13,7 @@ from assets.instance import ensure_dagster_home
 from assets.partitions import DAILY
 from assets.run import run_job
 from mem_pipeline import lake
+from mem_pipeline.models.artifacts import read_json
 from mem_pipeline.paths import Paths
 from mem_pipeline.quarantine import read_rejected
 from mem_pipeline.sources.registry import configured_source_name
@@ -27,6 +28,7 @@ def main() -> None:
     t_ingest = run_job("ingest", instance)
     t_features = run_job("features", instance)
     t_features += run_job("features_daily", instance)  # the incremental marts, the whole calendar in one run
+    t_models = run_job("models", instance)
 
     paths = Paths.from_env()
     bars = lake.read_bars(paths.bars(source))
@@ -50,6 +52,11 @@ def main() -> None:
             print(
                 f"{name:<17} {rows:>9,} rows ({kind.lower()})  ({t_features:.1f}s)  -> {paths.warehouse / 'mem.duckdb'}"
             )
+    for name in ("regime", "volatility", "slippage"):
+        pointer = paths.models / name / "current.json"
+        if pointer.exists():
+            artifact = pointer.parent / read_json(pointer)["artifact"]
+            print(f"{name + '_model':<17} {artifact}  ({t_models:.1f}s for all models)")
     sample = bars.filter(pl.col("symbol") == "^GSPC").sort("date").tail(1)
     if sample.height:
         print(f"\nlast ^GSPC bar: {sample.select('date', 'open', 'high', 'low', 'close').row(0)}")

@@ -46,6 +46,10 @@ class Paths:
         return self.data / "models"
 
     @property
+    def forecasts(self) -> Path:
+        return self.data / "forecasts"
+
+    @property
     def decisions(self) -> Path:
         return self.data / "decisions"
 

@@ -1,0 +1,22 @@
+"""Read-only access to the DuckDB warehouse that dbt builds (dbt is its only writer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import polars as pl
+
+from mem_pipeline.paths import Paths
+
+
+def read_relation(paths: Paths, relation: str, columns: list[str], as_of: dt.date | None = None) -> pl.DataFrame:
+    """``columns`` of a dbt relation, rows with ``trade_date <= as_of`` (all when None), sorted by key.
+
+    ``relation`` and ``columns`` are identifiers chosen by MEM's code, quoted here; the date is a parameter.
+    """
+    select = ", ".join(f'"{c}"' for c in columns)
+    order = ", ".join(f'"{c}"' for c in ("symbol", "trade_date") if c in columns)
+    sql = f'select {select} from "{relation}" where ? is null or trade_date <= ? order by {order}'
+    with duckdb.connect(str(paths.warehouse / "mem.duckdb"), read_only=True) as con:
+        return con.sql(sql, params=[as_of, as_of]).pl()
