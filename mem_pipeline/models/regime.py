@@ -42,6 +42,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike, NDArray
 
+from mem_pipeline.config import config_from_params
 from mem_pipeline.errors import MemError, format_rows
 from mem_pipeline.models.artifacts import read_json, write_json
 
@@ -95,30 +96,8 @@ class RegimeConfig:
 
     @classmethod
     def from_params(cls, d: dict[str, Any] | None) -> RegimeConfig:
-        """Build from a mapping such as params.yaml's ``models.regime`` (missing keys: defaults)."""
-        d = dict(d or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise RegimeInputError(f"regime config: unknown keys {unknown} (known: {sorted(known)})")
-        kwargs: dict[str, Any] = {}
-        for name, value in d.items():
-            if value is None:
-                continue
-            default = getattr(cls(), name)
-            if isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise RegimeInputError(f"regime config: {name} must be true or false, got {value!r}")
-                kwargs[name] = value
-            elif isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise RegimeInputError(f"regime config: {name} must be an integer, got {value!r}")
-                kwargs[name] = value
-            else:
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise RegimeInputError(f"regime config: {name} must be a number, got {value!r}")
-                kwargs[name] = float(value)
-        return cls(**kwargs)
+        """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
+        return config_from_params(cls, d, RegimeInputError, "regime config")
 
     def to_params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from mem_pipeline.config import config_from_params
 from mem_pipeline.errors import MemError
 from mem_pipeline.models.artifacts import read_json, save_artifact, write_json
 
@@ -119,33 +120,7 @@ class SlippageConfig:
     @classmethod
     def from_params(cls, d: dict[str, Any] | None) -> SlippageConfig:
         """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SlippageError(f"slippage: unknown keys {unknown} (known: {sorted(known)})")
-        template = cls()
-        kwargs: dict[str, Any] = {}
-        for name, value in d.items():
-            if value is None:
-                continue
-            default = getattr(template, name)
-            try:
-                if isinstance(default, str):
-                    kwargs[name] = str(value)
-                elif isinstance(default, tuple):
-                    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                        raise ValueError("expected a list of numbers")
-                    kwargs[name] = tuple(float(v) for v in value)
-                elif isinstance(default, int):
-                    if isinstance(value, bool) or int(value) != value:
-                        raise ValueError(f"{value!r} is not an integer")
-                    kwargs[name] = int(value)
-                else:
-                    kwargs[name] = float(value)
-            except (TypeError, ValueError) as exc:
-                raise SlippageError(f"slippage.{name}: cannot read {value!r} ({exc})") from exc
-        return cls(**kwargs)
+        return config_from_params(cls, d, SlippageError, "slippage")
 
     def to_params(self) -> dict[str, Any]:
         """The mapping ``from_params`` reads: ``SlippageConfig.from_params(c.to_params()) == c``."""

@@ -47,7 +47,7 @@ import multiprocessing
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy.signal import lfilter
 
+from mem_pipeline.config import config_from_params
 from mem_pipeline.errors import MemError
 from mem_pipeline.models.artifacts import read_json, save_artifact, write_json
 
@@ -143,29 +144,7 @@ class VolConfig:
     @classmethod
     def from_params(cls, d: dict[str, Any] | None) -> VolConfig:
         """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
-        d = dict(d or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise VolError(f"volatility: unknown keys {unknown} (known: {sorted(known)})")
-        template = cls()
-        kwargs: dict[str, Any] = {}
-        for name, value in d.items():
-            if value is None:
-                continue
-            default = getattr(template, name)
-            try:
-                if isinstance(default, str):
-                    kwargs[name] = str(value)
-                elif isinstance(default, int):
-                    if isinstance(value, bool) or int(value) != value:
-                        raise ValueError(f"{value!r} is not an integer")
-                    kwargs[name] = int(value)
-                else:
-                    kwargs[name] = float(value)
-            except (TypeError, ValueError) as exc:
-                raise VolError(f"volatility.{name}: cannot read {value!r} ({exc})") from exc
-        return cls(**kwargs)
+        return config_from_params(cls, d, VolError, "volatility")
 
     def to_params(self) -> dict[str, Any]:
         """The mapping ``from_params`` reads: ``VolConfig.from_params(c.to_params()) == c``."""
