@@ -20,3 +20,16 @@
 {% macro floor_at_zero(expr) -%}
     case when ({{ expr }}) is not null then greatest(({{ expr }}), 0) end
 {%- endmacro %}
+
+{#-
+    rolling_dense(expr, n, first_obs): like rolling(), for columns that are never null from the symbol's
+    `first_obs`-th row on (OHLCV are never null: the ingest gate's not_null rule guarantees it; a return
+    exists from the 2nd row). Fullness is then the row position `obs`, which avoids a second framed
+    aggregate per feature (the count) — the costliest part of the window step.
+-#}
+{% macro rolling_dense(expr, n, first_obs=1) -%}
+    case
+        when obs >= {{ n + first_obs - 1 }}
+            then {{ expr }} over {{ symbol_frame(n) }}
+    end
+{%- endmacro %}

@@ -11,9 +11,9 @@ daily as (
 
     select
         trade_date,
-        -- Ordered aggregate: a parallel hash aggregate would sum in a varying order, and the last bit
-        -- of the market return (and of every beta) would change from run to run.
-        ln(1 + avg(exp(ret_1d) - 1 order by symbol)) as mkt_ret_1d,
+        -- Summed as an exact decimal: a parallel hash aggregate adds doubles in a varying order, and the
+        -- last bit of the market return (and of every beta) would change from run to run.
+        ln(1 + cast(avg(cast(exp(ret_1d) - 1 as decimal(38, 18))) as double)) as mkt_ret_1d,
         count(ret_1d) as n_symbols,
 
     from returns

@@ -81,6 +81,7 @@ windowed as (
     select
         symbol,
         trade_date,
+        obs,
         close,
 
         -- returns
@@ -90,49 +91,44 @@ windowed as (
         ln(close / lag(close, 60) over by_symbol) as ret_60d,
 
         -- realized volatility (daily, sample standard deviation of log returns)
-        {{ rolling('stddev_samp(ret_1d)', 5, 'ret_1d') }} as rv_5d,
-        {{ rolling('stddev_samp(ret_1d)', 20, 'ret_1d') }} as rv_20d,
-        {{ rolling('stddev_samp(ret_1d)', 60, 'ret_1d') }} as rv_60d,
+        {{ rolling_dense('stddev_samp(ret_1d)', 5, 2) }} as rv_5d,
+        {{ rolling_dense('stddev_samp(ret_1d)', 20, 2) }} as rv_20d,
+        {{ rolling_dense('stddev_samp(ret_1d)', 60, 2) }} as rv_60d,
 
         -- range-based volatility (daily)
-        sqrt({{ rolling('avg(pow(log_range, 2))', 20, 'log_range') }} / (4 * ln(2))) as parkinson_20d,
-        sqrt({{ floor_at_zero(rolling('avg(gk_term)', 20, 'gk_term')) }}) as garman_klass_20d,
+        sqrt({{ rolling_dense('avg(pow(log_range, 2))', 20) }} / (4 * ln(2))) as parkinson_20d,
+        sqrt({{ floor_at_zero(rolling_dense('avg(gk_term)', 20)) }}) as garman_klass_20d,
 
         -- momentum (skipping the last 5 days) and market-adjusted short-term reversal
         ln(lag(close, 5) over by_symbol / lag(close, 60) over by_symbol) as momentum_60_5,
         -(ln(close / lag(close, 5) over by_symbol) - mkt_ret_5d) as reversal_5d,
 
         -- RSI(14), Cutler's variant: simple averages of gains and losses, so the value is window-bounded
-        {{ rolling('avg(gain)', 14, 'price_change') }} as avg_gain_14,
-        {{ rolling('avg(loss)', 14, 'price_change') }} as avg_loss_14,
+        {{ rolling_dense('avg(gain)', 14, 2) }} as avg_gain_14,
+        {{ rolling_dense('avg(loss)', 14, 2) }} as avg_loss_14,
 
         -- MACD on simple moving averages (12/26), scaled by price
-        ({{ rolling('avg(close)', 12, 'close') }} - {{ rolling('avg(close)', 26, 'close') }}) / close as macd,
+        ({{ rolling_dense('avg(close)', 12) }} - {{ rolling_dense('avg(close)', 26) }}) / close as macd,
 
         -- price and volume z-scores against their 20-day means
-        (close - {{ rolling('avg(close)', 20, 'close') }})
-            / nullif({{ rolling('stddev_samp(close)', 20, 'close') }}, 0) as price_z_20d,
-        (volume - {{ rolling('avg(volume)', 20, 'volume') }})
-            / nullif({{ rolling('stddev_samp(volume)', 20, 'volume') }}, 0) as volume_z_20d,
+        (close - {{ rolling_dense('avg(close)', 20) }})
+            / nullif({{ rolling_dense('stddev_samp(close)', 20) }}, 0) as price_z_20d,
+        (volume - {{ rolling_dense('avg(volume)', 20) }})
+            / nullif({{ rolling_dense('stddev_samp(volume)', 20) }}, 0) as volume_z_20d,
 
         -- liquidity: dollar volume (turnover in currency), Amihud illiquidity, spread
-        {{ rolling('avg(dollar_volume)', 20, 'dollar_volume') }} as dollar_volume_20d,
+        {{ rolling_dense('avg(dollar_volume)', 20) }} as dollar_volume_20d,
         {{ rolling('avg(illiquidity)', 20, 'illiquidity') }} as amihud_20d,
         {{ rolling('avg(quoted_spread)', 20, 'quoted_spread') }} as quoted_spread_20d,
-        {{ rolling('avg(cs_spread)', 20, 'cs_spread') }} as cs_spread_20d,
+        {{ rolling_dense('avg(cs_spread)', 20, 2) }} as cs_spread_20d,
 
         -- market beta and correlation over 60 days
-        case
-            when count(ret_1d + mkt_ret_1d) over {{ symbol_frame(60) }} = 60
-                then regr_slope(ret_1d, mkt_ret_1d) over {{ symbol_frame(60) }}
-        end as beta_60d,
-        case
-            when count(ret_1d + mkt_ret_1d) over {{ symbol_frame(60) }} = 60
-                then corr(ret_1d, mkt_ret_1d) over {{ symbol_frame(60) }}
-        end as corr_60d,
+        -- the market has a return on every day a symbol has one, so both exist from the 2nd row
+        {{ rolling_dense('regr_slope(ret_1d, mkt_ret_1d)', 60, 2) }} as beta_60d,
+        {{ rolling_dense('corr(ret_1d, mkt_ret_1d)', 60, 2) }} as corr_60d,
 
         -- drawdown from the 60-day high
-        close / {{ rolling('max(close)', 60, 'close') }} - 1 as drawdown_60d,
+        close / {{ rolling_dense('max(close)', 60) }} - 1 as drawdown_60d,
 
     from joined
     window by_symbol as (partition by symbol order by trade_date rows between unbounded preceding and current row)
@@ -142,12 +138,12 @@ windowed as (
 derived as (
 
     select
-        * exclude (avg_gain_14, avg_loss_14),
+        * exclude (avg_gain_14, avg_loss_14, obs),
         case
             when avg_loss_14 = 0 then 100
             else 100 - 100 / (1 + avg_gain_14 / avg_loss_14)
         end as rsi_14,
-        {{ rolling('avg(macd)', 9, 'macd') }} as macd_signal_9,
+        {{ rolling_dense('avg(macd)', 9, 26) }} as macd_signal_9,
         coalesce(quoted_spread_20d, cs_spread_20d) as spread_est,
 
     from windowed
@@ -165,10 +161,13 @@ in_window as (
 
 {%- set ranked = ['ret_20d', 'rv_20d', 'momentum_60_5', 'amihud_20d', 'volume_z_20d'] %}
 
-final as (
+-- Cross-sectional ranks on a narrow projection: sorting only the key and the ranked columns per date
+-- is much cheaper than re-sorting whole feature rows for every rank.
+ranks as (
 
     select
-        *,
+        symbol,
+        trade_date,
         {%- for column in ranked %}
         case
             when {{ column }} is not null
@@ -176,7 +175,20 @@ final as (
         end as rank_{{ column }},
         {%- endfor %}
 
+    from (select symbol, trade_date, {{ ranked | join(', ') }} from in_window)
+
+),
+
+final as (
+
+    select
+        in_window.*,
+        {%- for column in ranked %}
+        ranks.rank_{{ column }},
+        {%- endfor %}
+
     from in_window
+    inner join ranks on in_window.symbol = ranks.symbol and in_window.trade_date = ranks.trade_date
 
 )
 
