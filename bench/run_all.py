@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = ["bench_synthetic", "bench_ingest", "bench_features", "bench_regime", "bench_vol", "bench_slippage"]
+BENCHES = [
+    "bench_synthetic",
+    "bench_ingest",
+    "bench_features",
+    "bench_regime",
+    "bench_vol",
+    "bench_slippage",
+    "bench_models",
+]
 
 
 def main() -> int:
