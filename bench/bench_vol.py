@@ -28,17 +28,7 @@ from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
 
 
 def synthetic_returns(n_symbols: int, start: dt.date, end: dt.date) -> pl.DataFrame:
-    market = generate_market(SyntheticConfig(n_symbols=n_symbols, start=start, end=end))
-    log_close = np.log(market.close)
-    ret = np.vstack([np.full((1, market.n_symbols), np.nan), np.diff(log_close, axis=0)])
-    n_days, n = ret.shape
-    return pl.DataFrame(
-        {
-            "symbol": np.tile(np.asarray(market.symbols), n_days),
-            "trade_date": np.repeat(market.dates.astype("datetime64[D]"), n),
-            "ret_1d": ret.ravel(),
-        }
-    ).with_columns(pl.col("trade_date").cast(pl.Date()), pl.col("ret_1d").fill_nan(None))
+    return generate_market(SyntheticConfig(n_symbols=n_symbols, start=start, end=end)).log_returns()
 
 
 def sp500_returns() -> pl.DataFrame:

@@ -438,6 +438,19 @@ class SyntheticMarket:
         ).with_columns(pl.lit(self.source_file).alias("source_file"))
         return conform_bars(frame)
 
+    def log_returns(self) -> pl.DataFrame:
+        """Daily close-to-close log returns, long (symbol, trade_date, ret_1d); null on the first day."""
+        log_close = np.log(self.close)
+        ret = np.vstack([np.full((1, self.n_symbols), np.nan), np.diff(log_close, axis=0)])
+        n_days, n = ret.shape
+        return pl.DataFrame(
+            {
+                "symbol": np.tile(np.asarray(self.symbols), n_days),
+                "trade_date": np.repeat(self.dates.astype("datetime64[D]"), n),
+                "ret_1d": ret.ravel(),
+            }
+        ).with_columns(pl.col("trade_date").cast(pl.Date()), pl.col("ret_1d").fill_nan(None))
+
     def truth_tables(self) -> SyntheticTruth:
         """The ground-truth tables (what ``write_truth`` saves)."""
         return SyntheticTruth(

@@ -48,16 +48,7 @@ def frame(series: dict[str, np.ndarray | list[float | None]], start: dt.date = d
 
 
 def market_returns(market) -> pl.DataFrame:  # noqa: ANN001 - SyntheticMarket
-    log_close = np.log(market.close)
-    ret = np.vstack([np.full((1, market.n_symbols), np.nan), np.diff(log_close, axis=0)])
-    n_days, n = ret.shape
-    return pl.DataFrame(
-        {
-            "symbol": np.tile(np.asarray(market.symbols), n_days),
-            "trade_date": np.repeat(market.dates.astype("datetime64[D]"), n),
-            "ret_1d": ret.ravel(),
-        }
-    ).with_columns(pl.col("trade_date").cast(pl.Date()), pl.col("ret_1d").fill_nan(None))
+    return market.log_returns()
 
 
 @pytest.fixture(scope="module")
