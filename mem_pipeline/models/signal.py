@@ -1,0 +1,705 @@
+"""Direction signal: calibrated P(up tomorrow) from daily features, scored walk-forward, plus a
+Thompson-sampling allocator over simple strategies.
+
+Input: one frame with ``symbol``, ``trade_date``, the feature columns and — for fitting and scoring
+only — the labels ``up_1d`` (0/1) and ``fwd_ret_1d``. Prediction needs only the feature columns.
+
+Walk-forward (``walk_forward_splits``): the sorted unique trade dates are cut into ``n_splits + 1``
+contiguous blocks; fold ``k`` tests on block ``k + 1`` and trains on the dates strictly before it
+(expanding window), minus
+
+* the **purge** — the ``horizon_days`` dates just before the test start, whose label window
+  ``t .. t + horizon_days`` (in trading dates) reaches into the test block, and
+* the **embargo** — the ``embargo_days`` dates just before the purged ones.
+
+So the last train date is ``horizon_days + embargo_days`` trading dates before the test start.
+
+Per fold: a LightGBM classifier is fitted on the train dates except a time-ordered calibration tail
+(the last ``calibration_fraction`` of train dates, itself separated from the fit part by a purge of
+``horizon_days`` dates); the calibration map (isotonic, or Platt = 1-D logistic regression on the raw
+log-odds) is fitted on that tail's raw probabilities. A logistic-regression baseline (standardized
+features, sklearn) and the base rate (train mean of ``up_1d``) are fitted on all train dates. Every
+model predicts the test block; the OOS predictions of all folds are the metrics' input. The final
+(live) model is refitted the same way on all dates.
+
+Calibration maps are plain arrays (isotonic: thresholds ``x``, ``y`` applied with ``np.interp``,
+clipped at the ends; Platt: ``a``, ``b`` in ``sigmoid(a * raw_score + b)``), so a saved model predicts
+the same probabilities as the in-memory one.
+
+Determinism: LightGBM with ``deterministic``, ``force_row_wise``, one thread and a fixed seed; the
+Thompson allocator draws from a generator seeded by ``(seed, number of updates)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from mem_pipeline.config import config_from_params
+from mem_pipeline.errors import MemError
+from mem_pipeline.models.artifacts import read_json, save_artifact, write_json
+
+FloatArray = NDArray[np.float64]
+
+SYMBOL = "symbol"
+DATE = "trade_date"
+LABEL = "up_1d"
+RETURN = "fwd_ret_1d"
+CALIBRATIONS = ("isotonic", "platt")
+KIND = "signal"
+FORMAT_VERSION = 1
+MODEL_FILE = "lightgbm.txt"
+META_FILE = "signal.json"
+NUM_THREADS = 1
+EPS = 1e-6  # probabilities are clipped to [EPS, 1 - EPS] for log-loss
+N_BINS = 10
+#: Isotonic outputs are kept in [floor, 1 - floor]: an end plateau fitted on a few calibration rows
+#: would otherwise predict exactly 0 or 1, and one contrary outcome costs log(1/EPS) in log-loss.
+ISOTONIC_FLOOR = 1e-3
+
+
+class SignalError(MemError, ValueError):
+    """Bad signal-model configuration or input (names the key or column and the rule broken)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    """What determines a signal fit (``models.signal`` in params shape)."""
+
+    n_splits: int = 5
+    embargo_days: int = 5
+    horizon_days: int = 1
+    calibration: str = "isotonic"
+    calibration_fraction: float = 0.2  # share of each train window's dates (the latest) for calibration
+    logistic_c: float = 1.0  # inverse L2 strength of the logistic baseline
+    n_estimators: int = 200
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    min_child_samples: int = 100
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.n_splits < 1:
+            _fail("n_splits", f"must be >= 1, got {self.n_splits}")
+        if self.embargo_days < 0:
+            _fail("embargo_days", f"must be >= 0, got {self.embargo_days}")
+        if self.horizon_days < 0:
+            _fail("horizon_days", f"must be >= 0, got {self.horizon_days}")
+        if self.calibration not in CALIBRATIONS:
+            _fail("calibration", f"must be one of {list(CALIBRATIONS)}, got {self.calibration!r}")
+        if not 0 < self.calibration_fraction < 1:
+            _fail("calibration_fraction", f"must be in (0, 1), got {self.calibration_fraction}")
+        if not (math.isfinite(self.logistic_c) and self.logistic_c > 0):
+            _fail("logistic_c", f"must be a positive number, got {self.logistic_c}")
+        if self.n_estimators < 1:
+            _fail("n_estimators", f"must be >= 1, got {self.n_estimators}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            _fail("learning_rate", f"must be a positive number, got {self.learning_rate}")
+        if self.num_leaves < 2:
+            _fail("num_leaves", f"must be >= 2, got {self.num_leaves}")
+        if self.min_child_samples < 1:
+            _fail("min_child_samples", f"must be >= 1, got {self.min_child_samples}")
+
+    @classmethod
+    def from_params(cls, d: dict[str, Any] | None) -> SignalConfig:
+        """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
+        return config_from_params(cls, d, SignalError, "signal")
+
+    def to_params(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> SignalConfig:
+        return dataclasses.replace(self, **changes)
+
+    def lgb_params(self) -> dict[str, Any]:
+        return {
+            "objective": "binary",
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "seed": self.seed,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": NUM_THREADS,
+            "verbosity": -1,
+        }
+
+
+def _fail(key: str, detail: str) -> None:
+    raise SignalError(f"signal.{key}: {detail}")
+
+
+# --------------------------------------------------------------------------------------------
+# Walk-forward splits
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One walk-forward fold, as sorted arrays of trade dates (disjoint; together all dates up to test end)."""
+
+    train: np.ndarray
+    purged: np.ndarray
+    embargoed: np.ndarray
+    test: np.ndarray
+
+
+def walk_forward_splits(dates: Iterable[Any], n_splits: int, horizon_days: int, embargo_days: int) -> list[Fold]:
+    """Expanding-window folds over the unique values of ``dates`` (see the module docstring).
+
+    Raises ``SignalError`` when a fold would have no train date.
+    """
+    unique = np.unique(np.asarray(list(dates) if not isinstance(dates, np.ndarray | pl.Series) else dates))
+    n = len(unique)
+    if n_splits < 1 or horizon_days < 0 or embargo_days < 0:
+        raise SignalError("walk_forward_splits: needs n_splits >= 1, horizon_days >= 0, embargo_days >= 0")
+    bounds = [round(i * n / (n_splits + 1)) for i in range(n_splits + 2)]
+    folds = []
+    for k in range(1, n_splits + 1):
+        start, end = bounds[k], bounds[k + 1]
+        purge_start = max(0, start - horizon_days)
+        train_end = max(0, purge_start - embargo_days)
+        if train_end < 1 or end <= start:
+            raise SignalError(
+                f"walk_forward_splits: {n} dates are too few for {n_splits} folds with horizon {horizon_days} "
+                f"and embargo {embargo_days} (fold {k} has no train or test date)"
+            )
+        folds.append(
+            Fold(
+                train=unique[:train_end],
+                purged=unique[purge_start:start],
+                embargoed=unique[train_end:purge_start],
+                test=unique[start:end],
+            )
+        )
+    return folds
+
+
+# --------------------------------------------------------------------------------------------
+# Calibration, logistic baseline, metrics
+# --------------------------------------------------------------------------------------------
+
+
+def _sigmoid(z: FloatArray) -> FloatArray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A map from LightGBM's raw log-odds to a probability: isotonic (on the raw probability) or Platt."""
+
+    kind: str
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    a: float = 1.0
+    b: float = 0.0
+
+    def apply(self, raw_score: FloatArray) -> FloatArray:
+        if self.kind == "platt":
+            return _sigmoid(self.a * raw_score + self.b)
+        return np.interp(_sigmoid(raw_score), np.asarray(self.x), np.asarray(self.y))
+
+    def to_json(self) -> dict[str, Any]:
+        if self.kind == "platt":
+            return {"kind": "platt", "a": self.a, "b": self.b}
+        return {"kind": "isotonic", "x_thresholds": list(self.x), "y_thresholds": list(self.y)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Calibration:
+        if d["kind"] == "platt":
+            return cls("platt", a=float(d["a"]), b=float(d["b"]))
+        return cls("isotonic", x=tuple(map(float, d["x_thresholds"])), y=tuple(map(float, d["y_thresholds"])))
+
+
+def fit_calibration(kind: str, raw_score: FloatArray, y: FloatArray, weight: FloatArray | None = None) -> Calibration:
+    """Isotonic (``IsotonicRegression`` on the raw probability, clipped, outputs in
+    ``[ISOTONIC_FLOOR, 1 - ISOTONIC_FLOOR]``) or Platt (weighted 1-D logistic fit by Newton's method)."""
+    w = np.ones_like(y) if weight is None else weight
+    if kind == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=ISOTONIC_FLOOR, y_max=1.0 - ISOTONIC_FLOOR, out_of_bounds="clip")
+        iso.fit(_sigmoid(raw_score), y, sample_weight=w)
+        return Calibration("isotonic", x=tuple(map(float, iso.X_thresholds_)), y=tuple(map(float, iso.y_thresholds_)))
+    if kind == "platt":
+        a, b = _platt(raw_score, y, w)
+        return Calibration("platt", a=a, b=b)
+    raise SignalError(f"fit_calibration: unknown calibration {kind!r}")
+
+
+def _platt(s: FloatArray, y: FloatArray, w: FloatArray, ridge: float = 1e-8) -> tuple[float, float]:
+    """Weighted 1-D logistic regression ``y ~ sigmoid(a s + b)`` by damped Newton steps."""
+    theta = np.array([1.0, 0.0])
+    x = np.column_stack([s, np.ones_like(s)])
+    for _ in range(100):
+        p = _sigmoid(x @ theta)
+        grad = x.T @ (w * (p - y))
+        hess = (x * (w * p * (1 - p))[:, None]).T @ x + ridge * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        theta = theta - step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return float(theta[0]), float(theta[1])
+
+
+@dataclass(frozen=True)
+class LogisticBaseline:
+    """Standardized-feature logistic regression, stored as arrays (predicts without sklearn)."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+
+    def predict_proba(self, x: FloatArray) -> FloatArray:
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        return _sigmoid(z @ np.asarray(self.coef) + self.intercept)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "coef": list(self.coef),
+            "intercept": self.intercept,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> LogisticBaseline:
+        return cls(
+            tuple(map(float, d["mean"])),
+            tuple(map(float, d["scale"])),
+            tuple(map(float, d["coef"])),
+            float(d["intercept"]),
+        )
+
+
+def fit_logistic(x: FloatArray, y: FloatArray, c: float, weight: FloatArray | None = None) -> LogisticBaseline:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    model = LogisticRegression(C=c, max_iter=1000)
+    model.fit((x - mean) / scale, y, sample_weight=weight)
+    return LogisticBaseline(
+        tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(float, model.coef_[0])), float(model.intercept_[0])
+    )
+
+
+def log_loss(p: FloatArray, y: FloatArray) -> float:
+    p = np.clip(p, EPS, 1 - EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def brier(p: FloatArray, y: FloatArray) -> float:
+    return float(np.mean((p - y) ** 2))
+
+
+def reliability_table(p: FloatArray, y: FloatArray, n_bins: int = N_BINS) -> list[dict[str, Any]]:
+    """Equal-width bins on [0, 1]: bin index, mean predicted, observed frequency, count (empty bins omitted)."""
+    which = np.clip((p * n_bins).astype(np.int64), 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        mask = which == b
+        if mask.any():
+            rows.append(
+                {
+                    "bin": b,
+                    "lower": b / n_bins,
+                    "upper": (b + 1) / n_bins,
+                    "mean_predicted": float(p[mask].mean()),
+                    "observed_frequency": float(y[mask].mean()),
+                    "count": int(mask.sum()),
+                }
+            )
+    return rows
+
+
+def expected_calibration_error(p: FloatArray, y: FloatArray, n_bins: int = N_BINS) -> float:
+    """ECE: count-weighted mean |mean predicted - observed frequency| over equal-width bins."""
+    table = reliability_table(p, y, n_bins)
+    n = sum(r["count"] for r in table)
+    return float(sum(r["count"] * abs(r["mean_predicted"] - r["observed_frequency"]) for r in table) / n)
+
+
+# --------------------------------------------------------------------------------------------
+# Input
+# --------------------------------------------------------------------------------------------
+
+
+def _require(frame: pl.DataFrame, columns: Sequence[str], where: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise SignalError(f"{where}: missing columns {missing} (has {frame.columns})")
+
+
+def _matrix(frame: pl.DataFrame, columns: Sequence[str], where: str) -> FloatArray:
+    """Feature matrix (nulls become NaN, which LightGBM handles; the baseline needs finite values)."""
+    _require(frame, columns, where)
+    try:
+        x = frame.select([pl.col(c).cast(pl.Float64) for c in columns]).to_numpy()
+    except Exception as exc:
+        raise SignalError(f"{where}: feature columns must be numeric") from exc
+    return np.ascontiguousarray(x, dtype=np.float64).reshape(frame.height, len(columns))
+
+
+def _labels(frame: pl.DataFrame, where: str) -> FloatArray:
+    _require(frame, [LABEL], where)
+    series = frame[LABEL]
+    if series.null_count():
+        raise SignalError(f"{where}: column {LABEL!r} has {series.null_count()} nulls")
+    y = series.cast(pl.Float64).to_numpy()
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise SignalError(f"{where}: column {LABEL!r} must be 0 or 1")
+    return np.ascontiguousarray(y)
+
+
+# --------------------------------------------------------------------------------------------
+# The fitted model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FittedSignal:
+    """The live model (LightGBM + calibration), the logistic baseline, the base rate and OOS metrics.
+
+    ``oos`` holds the walk-forward OOS predictions of the fit (not saved; ``None`` after ``load``).
+    """
+
+    config: SignalConfig
+    feature_columns: tuple[str, ...]
+    booster: lgb.Booster
+    calibration: Calibration
+    logistic: LogisticBaseline
+    base_rate: float
+    fit_metrics: dict[str, Any]
+    oos: pl.DataFrame | None = None
+
+    def raw_score(self, frame: pl.DataFrame) -> FloatArray:
+        x = _matrix(frame, self.feature_columns, "predict")
+        if x.shape[0] == 0:
+            return np.empty(0)
+        return np.asarray(self.booster.predict(x, raw_score=True, num_threads=NUM_THREADS), dtype=np.float64)
+
+    def predict_proba(self, frame: pl.DataFrame) -> pl.Series:
+        """Calibrated P(up_1d = 1), one per row in input order (``p_up``)."""
+        return pl.Series("p_up", self.calibration.apply(self.raw_score(frame)), dtype=pl.Float64())
+
+    def predict_raw(self, frame: pl.DataFrame) -> pl.Series:
+        return pl.Series("p_up_raw", _sigmoid(self.raw_score(frame)), dtype=pl.Float64())
+
+    def predict_baseline(self, frame: pl.DataFrame) -> pl.Series:
+        x = _matrix(frame, self.feature_columns, "predict_baseline")
+        return pl.Series("p_up_logistic", self.logistic.predict_proba(x), dtype=pl.Float64())
+
+    def metrics(self) -> dict[str, Any]:
+        return dict(self.fit_metrics)
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(directory / MODEL_FILE))
+        write_json(
+            directory / META_FILE,
+            {
+                "format_version": FORMAT_VERSION,
+                "kind": KIND,
+                "config": self.config.to_params(),
+                "features": list(self.feature_columns),
+                "calibration": self.calibration.to_json(),
+                "logistic": self.logistic.to_json(),
+                "base_rate": self.base_rate,
+                "metrics": self.fit_metrics,
+                "lightgbm_version": lgb.__version__,
+            },
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> FittedSignal:
+        directory = Path(directory)
+        meta = read_json(directory / META_FILE)
+        if meta.get("kind") != KIND or meta.get("format_version") != FORMAT_VERSION:
+            raise SignalError(
+                f"{directory}: not a signal artifact of format {FORMAT_VERSION} "
+                f"(kind={meta.get('kind')!r}, format_version={meta.get('format_version')!r})"
+            )
+        return cls(
+            config=SignalConfig.from_params(meta["config"]),
+            feature_columns=tuple(meta["features"]),
+            booster=lgb.Booster(model_file=str(directory / MODEL_FILE)),
+            calibration=Calibration.from_json(meta["calibration"]),
+            logistic=LogisticBaseline.from_json(meta["logistic"]),
+            base_rate=float(meta["base_rate"]),
+            fit_metrics=dict(meta["metrics"]),
+        )
+
+    def save_artifact(self, root: Path, name: str = KIND) -> Path:
+        return save_artifact(Path(root), name, self.save)
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Models:
+    booster: lgb.Booster
+    calibration: Calibration
+    logistic: LogisticBaseline
+    base_rate: float
+    n_fit: int
+    n_calib: int
+
+
+def _fit_window(
+    x: FloatArray,
+    y: FloatArray,
+    w: FloatArray | None,
+    row_dates: np.ndarray,
+    train_dates: np.ndarray,
+    feature_columns: Sequence[str],
+    config: SignalConfig,
+) -> _Models:
+    """Fit LightGBM on the head of ``train_dates``, calibrate on the tail, the baseline on all of them."""
+    n_dates = len(train_dates)
+    n_calib = max(1, round(config.calibration_fraction * n_dates))
+    fit_end = n_dates - n_calib - config.horizon_days  # purge the fit part's labels that reach the tail
+    if fit_end < 1:
+        raise SignalError(f"fit_signal: a train window of {n_dates} dates is too short to hold a calibration tail")
+    in_train = np.isin(row_dates, train_dates)
+    fit_rows = np.isin(row_dates, train_dates[:fit_end])
+    calib_rows = np.isin(row_dates, train_dates[n_dates - n_calib :])
+    if fit_rows.sum() < 2 * config.min_child_samples:
+        raise SignalError(
+            f"fit_signal: {int(fit_rows.sum())} fit rows is too few for min_child_samples={config.min_child_samples}"
+        )
+    weight = None if w is None else w[fit_rows]
+    data = lgb.Dataset(
+        x[fit_rows], label=y[fit_rows], weight=weight, feature_name=list(feature_columns), params={"verbosity": -1}
+    )
+    booster = lgb.train(config.lgb_params(), data, num_boost_round=config.n_estimators)
+    raw = np.asarray(booster.predict(x[calib_rows], raw_score=True, num_threads=NUM_THREADS), dtype=np.float64)
+    calibration = fit_calibration(config.calibration, raw, y[calib_rows], None if w is None else w[calib_rows])
+    x_train = x[in_train]
+    finite = np.isfinite(x_train).all(axis=1)
+    logistic = fit_logistic(
+        x_train[finite], y[in_train][finite], config.logistic_c, None if w is None else w[in_train][finite]
+    )
+    base_rate = float(np.average(y[in_train], weights=None if w is None else w[in_train]))
+    return _Models(booster, calibration, logistic, base_rate, int(fit_rows.sum()), int(calib_rows.sum()))
+
+
+def _predict_all(models: _Models, x: FloatArray) -> dict[str, FloatArray]:
+    raw = np.asarray(models.booster.predict(x, raw_score=True, num_threads=NUM_THREADS), dtype=np.float64)
+    x_lin = np.where(np.isfinite(x), x, np.asarray(models.logistic.mean))  # NaN -> train mean (z = 0)
+    return {
+        "p_calibrated": models.calibration.apply(raw),
+        "p_raw": _sigmoid(raw),
+        "p_logistic": models.logistic.predict_proba(x_lin),
+        "p_base_rate": np.full(x.shape[0], models.base_rate),
+    }
+
+
+def score_predictions(oos: pl.DataFrame) -> dict[str, Any]:
+    """Log-loss, Brier and ECE of every prediction column of ``oos`` against ``up_1d``, and the reliability
+    table of the calibrated one."""
+    y = oos[LABEL].cast(pl.Float64).to_numpy()
+    out: dict[str, Any] = {"n_oos": int(oos.height), "oos_up_rate": float(y.mean())}
+    for column in ("p_calibrated", "p_raw", "p_logistic", "p_base_rate"):
+        name = column.removeprefix("p_")
+        p = oos[column].to_numpy()
+        out[f"log_loss_{name}"] = log_loss(p, y)
+        out[f"brier_{name}"] = brier(p, y)
+        out[f"ece_{name}"] = expected_calibration_error(p, y)
+    out["reliability_calibrated"] = reliability_table(oos["p_calibrated"].to_numpy(), y)
+    return out
+
+
+def fit_signal(
+    frame: pl.DataFrame,
+    feature_columns: Sequence[str],
+    config: SignalConfig | None = None,
+    sample_weight: Sequence[float] | np.ndarray | pl.Series | None = None,
+) -> FittedSignal:
+    """Walk-forward OOS predictions and metrics, then the live model refitted on all dates.
+
+    ``frame`` needs ``symbol``, ``trade_date``, ``up_1d`` and ``feature_columns``; ``sample_weight`` is
+    one non-negative weight per row (for LightGBM, calibration, the baseline and the base rate).
+    """
+    config = config or SignalConfig()
+    where = "fit_signal"
+    feature_columns = tuple(feature_columns)
+    if not feature_columns:
+        raise SignalError(f"{where}: needs at least one feature column")
+    _require(frame, [SYMBOL, DATE, LABEL, *feature_columns], where)
+    if frame[DATE].null_count():
+        raise SignalError(f"{where}: column {DATE!r} has {frame[DATE].null_count()} nulls")
+    x = _matrix(frame, feature_columns, where)
+    y = _labels(frame, where)
+    w = None
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (frame.height,) or not np.isfinite(w).all() or (w < 0).any():
+            raise SignalError(f"{where}: sample_weight needs {frame.height} finite non-negative values")
+    row_dates = frame[DATE].to_numpy()
+    folds = walk_forward_splits(row_dates, config.n_splits, config.horizon_days, config.embargo_days)
+
+    parts = []
+    fold_info = []
+    for k, fold in enumerate(folds):
+        models = _fit_window(x, y, w, row_dates, fold.train, feature_columns, config)
+        test_rows = np.flatnonzero(np.isin(row_dates, fold.test))
+        preds = _predict_all(models, x[test_rows])
+        parts.append(
+            pl.DataFrame({"row": test_rows, "fold": np.full(len(test_rows), k), **preds}).with_columns(
+                pl.col("row").cast(pl.Int64), pl.col("fold").cast(pl.Int64)
+            )
+        )
+        fold_info.append(
+            {
+                "fold": k,
+                "train_start": str(fold.train[0]),
+                "train_end": str(fold.train[-1]),
+                "test_start": str(fold.test[0]),
+                "test_end": str(fold.test[-1]),
+                "n_fit": models.n_fit,
+                "n_calib": models.n_calib,
+                "n_test": len(test_rows),
+                "log_loss_calibrated": log_loss(preds["p_calibrated"], y[test_rows]),
+                "log_loss_base_rate": log_loss(preds["p_base_rate"], y[test_rows]),
+            }
+        )
+    oos_preds = pl.concat(parts)
+    keep = [c for c in (SYMBOL, DATE, LABEL, RETURN) if c in frame.columns]
+    oos = frame.select(keep)[oos_preds["row"].to_numpy()].hstack(oos_preds)
+
+    final = _fit_window(x, y, w, row_dates, np.unique(row_dates), feature_columns, config)
+    metrics = {**score_predictions(oos), "folds": fold_info, "n_rows": int(frame.height), "n_final_fit": final.n_fit}
+    return FittedSignal(
+        config=config,
+        feature_columns=feature_columns,
+        booster=final.booster,
+        calibration=final.calibration,
+        logistic=final.logistic,
+        base_rate=final.base_rate,
+        fit_metrics=metrics,
+        oos=oos,
+    )
+
+
+def load_signal(directory: Path) -> FittedSignal:
+    return FittedSignal.load(directory)
+
+
+# --------------------------------------------------------------------------------------------
+# Strategies and Thompson sampling
+# --------------------------------------------------------------------------------------------
+
+STRATEGIES: tuple[str, ...] = ("momentum", "mean_reversion", "ml")
+
+
+def strategy_signals(
+    frame: pl.DataFrame,
+    p_up: Sequence[float] | np.ndarray | pl.Series,
+    momentum_column: str = "momentum_60_5",
+    reversal_column: str = "reversal_5d",
+) -> pl.DataFrame:
+    """Per-row strategy positions: ``momentum`` = sign(momentum feature), ``mean_reversion`` = sign(reversal
+    feature) (the feature is taken as already pointing the reversal way), ``ml`` = calibrated p − 0.5."""
+    _require(frame, [momentum_column, reversal_column], "strategy_signals")
+    p = np.asarray(p_up, dtype=np.float64)
+    if p.shape != (frame.height,):
+        raise SignalError(f"strategy_signals: p_up needs {frame.height} values, got {p.shape}")
+    return pl.DataFrame(
+        {
+            "momentum": np.sign(np.nan_to_num(frame[momentum_column].cast(pl.Float64).to_numpy())),
+            "mean_reversion": np.sign(np.nan_to_num(frame[reversal_column].cast(pl.Float64).to_numpy())),
+            "ml": p - 0.5,
+        }
+    )
+
+
+def strategy_outcomes(
+    signals: Mapping[str, Any] | pl.DataFrame, realized: Sequence[float] | np.ndarray
+) -> dict[str, np.ndarray]:
+    """Win (True) / loss (False) per strategy and row: sign(position) × realized return > 0. Rows where
+    the position or the return is 0 or NaN are no trial and are left out."""
+    r = np.asarray(realized, dtype=np.float64)
+    names = signals.columns if isinstance(signals, pl.DataFrame) else list(signals)
+    out = {}
+    for name in names:
+        s = np.sign(np.asarray(signals[name], dtype=np.float64))
+        pnl = s * r
+        valid = np.isfinite(pnl) & (pnl != 0)
+        out[name] = pnl[valid] > 0
+    return out
+
+
+class ThompsonAllocator:
+    """Beta-Bernoulli posterior per strategy over wins; weights = share of posterior draws each strategy wins.
+
+    ``weights`` is a pure function of the state: its generator is seeded by ``(seed, n_updates)``.
+    """
+
+    def __init__(self, strategies: Sequence[str], seed: int = 0, prior_alpha: float = 1.0, prior_beta: float = 1.0):
+        if not strategies or len(set(strategies)) != len(strategies):
+            raise SignalError("ThompsonAllocator: needs distinct strategy names")
+        if prior_alpha <= 0 or prior_beta <= 0:
+            raise SignalError("ThompsonAllocator: prior_alpha and prior_beta must be > 0")
+        self.strategies = tuple(strategies)
+        self.seed = int(seed)
+        self.alpha = np.full(len(strategies), float(prior_alpha))
+        self.beta = np.full(len(strategies), float(prior_beta))
+        self.n_updates = 0
+
+    def update(self, outcomes: Mapping[str, bool | int | Sequence[bool] | np.ndarray]) -> None:
+        """Add wins to α and losses to β; ``outcomes`` maps a strategy to one outcome or many."""
+        unknown = set(outcomes) - set(self.strategies)
+        if unknown:
+            raise SignalError(f"ThompsonAllocator.update: unknown strategies {sorted(unknown)}")
+        for name, result in outcomes.items():
+            i = self.strategies.index(name)
+            wins = np.atleast_1d(np.asarray(result, dtype=bool))
+            self.alpha[i] += wins.sum()
+            self.beta[i] += (~wins).sum()
+        self.n_updates += 1
+
+    def weights(self, n_draws: int = 2000) -> dict[str, float]:
+        rng = np.random.default_rng([self.seed, self.n_updates])
+        draws = rng.beta(self.alpha, self.beta, size=(n_draws, len(self.strategies)))
+        counts = np.bincount(draws.argmax(axis=1), minlength=len(self.strategies))
+        return {name: float(c / n_draws) for name, c in zip(self.strategies, counts, strict=True)}
+
+    def posterior_mean(self) -> dict[str, float]:
+        return {n: float(a / (a + b)) for n, a, b in zip(self.strategies, self.alpha, self.beta, strict=True)}
+
+
+def ensemble_positions(signals: Mapping[str, Any] | pl.DataFrame, weights: Mapping[str, float]) -> np.ndarray:
+    """Σ_s weight_s × signal_s per row (strategies missing from ``weights`` get weight 0)."""
+    names = signals.columns if isinstance(signals, pl.DataFrame) else list(signals)
+    missing = set(weights) - set(names)
+    if missing:
+        raise SignalError(f"ensemble_positions: weights for unknown strategies {sorted(missing)}")
+    total = None
+    for name, wt in weights.items():
+        s = np.nan_to_num(np.asarray(signals[name], dtype=np.float64)) * float(wt)
+        total = s if total is None else total + s
+    if total is None:
+        n = signals.height if isinstance(signals, pl.DataFrame) else len(next(iter(signals.values()), []))
+        return np.zeros(n)
+    return total
