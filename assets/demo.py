@@ -43,20 +43,20 @@ def main() -> None:
         print(f"quarantined       {rejected.height:>9,} rows ({rules})  -> {paths.quarantine / source}")
     import duckdb
 
+    print(f"\ndbt (features, features_daily): {t_features:.1f}s  -> {paths.warehouse / 'mem.duckdb'}")
     with duckdb.connect(str(paths.warehouse / "mem.duckdb"), read_only=True) as con:
         tables = con.execute(
             "select table_name, table_type from information_schema.tables where table_schema = 'main' order by 1"
         ).fetchall()
         for name, kind in tables:
             rows = con.execute(f'select count(*) from "{name}"').fetchone()[0]  # names come from the catalog
-            print(
-                f"{name:<17} {rows:>9,} rows ({kind.lower()})  ({t_features:.1f}s)  -> {paths.warehouse / 'mem.duckdb'}"
-            )
+            print(f"  {name:<19} {rows:>9,} rows ({kind.lower()})")
+    print(f"\nmodels: {t_models:.1f}s")
     for name in ("regime", "volatility", "slippage"):
         pointer = paths.models / name / "current.json"
         if pointer.exists():
             artifact = pointer.parent / read_json(pointer)["artifact"]
-            print(f"{name + '_model':<17} {artifact}  ({t_models:.1f}s for all models)")
+            print(f"  {name:<19} {artifact}")
     sample = bars.filter(pl.col("symbol") == "^GSPC").sort("date").tail(1)
     if sample.height:
         print(f"\nlast ^GSPC bar: {sample.select('date', 'open', 'high', 'low', 'close').row(0)}")

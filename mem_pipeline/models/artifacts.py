@@ -71,3 +71,22 @@ def current_artifact(root: Path, name: str) -> Path:
 
         raise MemError(f"no fitted {name} model under {root / name}: materialize the {name} asset first")
     return root / name / read_json(pointer)["artifact"]
+
+
+def check_header(
+    meta: dict[str, Any], *, kind: str, format_version: int, error: type[Exception], where: str, key: str = "kind"
+) -> None:
+    """Refuse an artifact of another kind or format before reading any of it (``meta[key]`` names its kind)."""
+    if meta.get(key) != kind or meta.get("format_version") != format_version:
+        raise error(
+            f"{where}: not a {kind} artifact of format {format_version} "
+            f"({key}={meta.get(key)!r}, format_version={meta.get('format_version')!r})"
+        )
+
+
+def save_png(figure: Any, path: Path) -> Path:
+    """Write a matplotlib figure as PNG (folders created); used for plots in Dagster metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path

@@ -44,7 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from mem_pipeline.config import config_from_params
 from mem_pipeline.errors import MemError, format_rows
-from mem_pipeline.models.artifacts import read_json, write_json
+from mem_pipeline.models.artifacts import check_header, read_json, save_png, write_json
 
 FloatArray = NDArray[np.float64]
 
@@ -291,11 +291,14 @@ class FittedRegime:
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> FittedRegime:
-        if payload.get("model") != "markov_regression" or payload.get("format_version") != FORMAT_VERSION:
-            raise RegimeInputError(
-                f"not a regime model of format {FORMAT_VERSION}: model={payload.get('model')!r}, "
-                f"format_version={payload.get('format_version')!r}"
-            )
+        check_header(
+            payload,
+            kind="markov_regression",
+            format_version=FORMAT_VERSION,
+            error=RegimeInputError,
+            where="regime model",
+            key="model",
+        )
         try:
             fitted = cls(
                 k_regimes=int(payload["k_regimes"]),
@@ -598,7 +601,4 @@ def plot_regimes(returns: pl.DataFrame, probs: pl.DataFrame, path: Path, regime:
     bottom.set_ylim(0, 1)
     bottom.set_ylabel(f"P(regime {which})")
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
+    return save_png(figure, path)

@@ -46,7 +46,8 @@ from numpy.typing import NDArray
 
 from mem_pipeline.config import config_from_params
 from mem_pipeline.errors import MemError
-from mem_pipeline.models.artifacts import read_json, save_artifact, write_json
+from mem_pipeline.models.artifacts import check_header, read_json, save_artifact, write_json
+from mem_pipeline.models.gbm import NUM_THREADS, reproducible_params
 
 FloatArray = NDArray[np.float64]
 
@@ -59,7 +60,6 @@ KIND = "signal"
 FORMAT_VERSION = 1
 MODEL_FILE = "lightgbm.txt"
 META_FILE = "signal.json"
-NUM_THREADS = 1
 EPS = 1e-6  # probabilities are clipped to [EPS, 1 - EPS] for log-loss
 N_BINS = 10
 #: Isotonic outputs are kept in [floor, 1 - floor]: an end plateau fitted on a few calibration rows
@@ -126,17 +126,13 @@ class SignalConfig:
         return dataclasses.replace(self, **changes)
 
     def lgb_params(self) -> dict[str, Any]:
-        return {
-            "objective": "binary",
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": NUM_THREADS,
-            "verbosity": -1,
-        }
+        return reproducible_params(
+            "binary",
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            seed=self.seed,
+        )
 
 
 def _fail(key: str, detail: str) -> None:
@@ -432,11 +428,7 @@ class FittedSignal:
     def load(cls, directory: Path) -> FittedSignal:
         directory = Path(directory)
         meta = read_json(directory / META_FILE)
-        if meta.get("kind") != KIND or meta.get("format_version") != FORMAT_VERSION:
-            raise SignalError(
-                f"{directory}: not a signal artifact of format {FORMAT_VERSION} "
-                f"(kind={meta.get('kind')!r}, format_version={meta.get('format_version')!r})"
-            )
+        check_header(meta, kind=KIND, format_version=FORMAT_VERSION, error=SignalError, where=str(directory))
         return cls(
             config=SignalConfig.from_params(meta["config"]),
             feature_columns=tuple(meta["features"]),

@@ -52,7 +52,8 @@ from numpy.typing import NDArray
 
 from mem_pipeline.config import config_from_params
 from mem_pipeline.errors import MemError
-from mem_pipeline.models.artifacts import read_json, save_artifact, write_json
+from mem_pipeline.models.artifacts import check_header, read_json, save_artifact, save_png, write_json
+from mem_pipeline.models.gbm import NUM_THREADS, reproducible_params
 
 FloatArray = NDArray[np.float64]
 
@@ -67,7 +68,6 @@ MEAN_FILE = "mean.txt"
 META_FILE = "slippage.json"
 BPS = 1e4
 #: LightGBM's result depends on the thread count; an artifact's hash must not depend on the machine.
-NUM_THREADS = 1
 
 
 class SlippageError(MemError, ValueError):
@@ -133,20 +133,14 @@ class SlippageConfig:
 
     def lgb_params(self, objective: str, alpha: float | None = None) -> dict[str, Any]:
         """LightGBM parameters for one model (``objective`` "l2", "l1" or "quantile" with ``alpha``)."""
-        params: dict[str, Any] = {
-            "objective": objective,
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_child_samples": self.min_child_samples,
-            "seed": self.seed,
-            "deterministic": True,
-            "force_row_wise": True,
-            "num_threads": NUM_THREADS,
-            "verbosity": -1,
-        }
-        if alpha is not None:
-            params["alpha"] = alpha
-        return params
+        return reproducible_params(
+            objective,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            seed=self.seed,
+            **({} if alpha is None else {"alpha": alpha}),
+        )
 
 
 def _fail(key: str, detail: str) -> None:
@@ -395,11 +389,7 @@ class FittedSlippage:
     def load(cls, directory: Path) -> FittedSlippage:
         directory = Path(directory)
         meta = read_json(directory / META_FILE)
-        if meta.get("kind") != KIND or meta.get("format_version") != FORMAT_VERSION:
-            raise SlippageError(
-                f"{directory}: not a slippage artifact of format {FORMAT_VERSION} "
-                f"(kind={meta.get('kind')!r}, format_version={meta.get('format_version')!r})"
-            )
+        check_header(meta, kind=KIND, format_version=FORMAT_VERSION, error=SlippageError, where=str(directory))
         if tuple(meta.get("features", ())) != FEATURES:
             raise SlippageError(f"{directory}: saved with features {meta.get('features')}, this code uses {FEATURES}")
         config = SlippageConfig.from_params(meta["config"])
@@ -517,7 +507,4 @@ def plot_predicted_vs_realized(
         ax.legend(loc="upper left", fontsize="small")
     axes[0].set_ylabel("realised cost (bps)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return save_png(fig, path)

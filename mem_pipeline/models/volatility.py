@@ -58,7 +58,7 @@ from scipy.signal import lfilter
 
 from mem_pipeline.config import config_from_params
 from mem_pipeline.errors import MemError
-from mem_pipeline.models.artifacts import read_json, save_artifact, write_json
+from mem_pipeline.models.artifacts import check_header, read_json, save_artifact, save_png, write_json
 
 FloatArray = NDArray[np.float64]
 
@@ -307,11 +307,7 @@ class FittedVol:
     def load(cls, directory: Path) -> FittedVol:
         directory = Path(directory)
         meta = read_json(directory / "config.json")
-        if meta.get("kind") != "volatility" or meta.get("format_version") != FORMAT_VERSION:
-            raise VolError(
-                f"{directory}: not a volatility artifact of format {FORMAT_VERSION} "
-                f"(kind={meta.get('kind')!r}, format_version={meta.get('format_version')!r})"
-            )
+        check_header(meta, kind="volatility", format_version=FORMAT_VERSION, error=VolError, where=str(directory))
         return cls(
             params=pl.read_parquet(directory / "params.parquet"),
             failures=pl.read_parquet(directory / "failures.parquet"),
@@ -579,7 +575,4 @@ def plot_vol_forecast(
     ax.set_ylabel("daily return")
     ax.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
+    return save_png(fig, path)
