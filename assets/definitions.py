@@ -11,6 +11,7 @@ from dagster_dbt import DbtCliResource
 from assets.defs.features.dbt import DBT_PROJECT, mem_dbt_daily, mem_dbt_models
 from assets.defs.ingest.assets import raw_bars
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
+from assets.defs.models.signal import decision_memory, signal_model
 from assets.partitions import DAILY
 from assets.resources import LakeResource, MarketDataResource
 
@@ -25,7 +26,16 @@ models_job = dg.define_asset_job("models", selection=dg.AssetSelection.groups("m
 models_schedule = dg.ScheduleDefinition(job=models_job, cron_schedule="0 6 * * 6", execution_timezone="UTC")
 
 defs = dg.Definitions(
-    assets=[raw_bars, mem_dbt_models, mem_dbt_daily, regime_model, vol_forecasts, slippage_model],
+    assets=[
+        raw_bars,
+        mem_dbt_models,
+        mem_dbt_daily,
+        regime_model,
+        vol_forecasts,
+        slippage_model,
+        signal_model,
+        decision_memory,
+    ],
     jobs=[ingest_job, features_job, features_daily_job, models_job],
     schedules=[models_schedule],
     resources={

@@ -466,3 +466,48 @@ def _check_journal(journal: pl.DataFrame) -> pl.DataFrame:
     if journal["decision_id"].is_duplicated().any():
         raise DecisionMemoryError("journal: decision_id is not unique")
     return journal
+
+
+# --------------------------------------------------------------------------------------------
+# Feeding the signal model
+# --------------------------------------------------------------------------------------------
+
+
+def direction_decisions(oos: pl.DataFrame, p_column: str, strategy: str = "ml") -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Journal rows for direction calls and their outcomes, in probability units.
+
+    A call ``p = P(up)`` on ``(symbol, trade_date)`` is recorded with ``expected = p - 0.5`` (the
+    probability-implied edge) and ``weight = sign(p - 0.5)``; its outcome is ``realized = up - 0.5``, known
+    at ``known_date``. The surprise ``|realized - expected| = |up - p|`` is then the call's error.
+    Returns ``(decisions, outcomes)`` for ``record`` and ``record_outcomes``.
+    """
+    _require(oos, ("symbol", "trade_date", p_column, "up_1d", "known_date"), "direction_decisions")
+    decision_id = pl.concat_str(pl.lit(f"{strategy}:"), "symbol", pl.lit(":"), pl.col("trade_date").cast(pl.String))
+    decisions = oos.select(
+        decision_id.alias("decision_id"),
+        "symbol",
+        "trade_date",
+        (pl.col(p_column) - 0.5).alias("expected"),
+        (pl.col(p_column) - 0.5).sign().alias("weight"),
+        pl.lit(strategy).alias("strategy"),
+        (pl.col("known_date") - pl.col("trade_date")).dt.total_days().cast(pl.Int64).alias("horizon_days"),
+    )
+    outcomes = oos.select(
+        decision_id.alias("decision_id"),
+        (pl.col("up_1d").cast(pl.Float64) - 0.5).alias("realized"),
+        "known_date",
+    )
+    return decisions, outcomes
+
+
+def row_weights(memory: DecisionMemory, rows: pl.DataFrame, as_of: dt.date, strategy: str = "ml") -> np.ndarray:
+    """A training weight per ``(symbol, trade_date)`` row: the memory's ``sample_weights`` at ``as_of`` for
+    rows it holds a known ``strategy`` decision on, 1 (the weights' mean) for the rows it does not."""
+    journal = memory.journal.with_columns(weight_=pl.Series(memory.sample_weights(as_of)))
+    known = journal.filter((pl.col("strategy") == strategy) & (pl.col("weight_") > 0)).select(
+        "symbol", "trade_date", "weight_"
+    )
+    joined = (
+        rows.select("symbol", "trade_date").with_row_index("row_").join(known, on=["symbol", "trade_date"], how="left")
+    )
+    return joined.sort("row_")["weight_"].fill_null(1.0).to_numpy()

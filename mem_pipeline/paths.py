@@ -50,6 +50,10 @@ class Paths:
         return self.data / "forecasts"
 
     @property
+    def memory(self) -> Path:
+        return self.data / "memory"
+
+    @property
     def decisions(self) -> Path:
         return self.data / "decisions"
 

@@ -20,3 +20,9 @@ def read_relation(paths: Paths, relation: str, columns: list[str], as_of: dt.dat
     sql = f'select {select} from "{relation}" where ? is null or trade_date <= ? order by {order}'
     with duckdb.connect(str(paths.warehouse / "mem.duckdb"), read_only=True) as con:
         return con.sql(sql, params=[as_of, as_of]).pl()
+
+
+def relation_columns(paths: Paths, relation: str) -> list[str]:
+    """The column names of a dbt relation, in table order."""
+    with duckdb.connect(str(paths.warehouse / "mem.duckdb"), read_only=True) as con:
+        return [row[0] for row in con.sql(f'describe "{relation}"').fetchall()]

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+HISTORY = "history.jsonl"
+
 
 def content_hash(directory: Path) -> str:
     """sha256 over every file's relative path and bytes, in sorted order (first 16 hex digits)."""
@@ -56,11 +58,40 @@ def read_json(path: Path) -> Any:
 
 
 def set_current(root: Path, name: str, artifact: Path, info: dict[str, Any]) -> None:
-    """Point ``root/name/current.json`` at ``artifact`` (atomically): what downstream steps use."""
+    """Point ``root/name/current.json`` at ``artifact`` (atomically): what downstream steps use.
+
+    Every publication is also appended to ``history.jsonl``, so a step dated ``t`` can find the model
+    that was fitted on data up to ``t`` (``artifact_as_of``) even after later refits."""
     pointer = root / name / "current.json"
     tmp = pointer.with_suffix(".tmp")
-    write_json(tmp, {"artifact": artifact.name, **info})
+    record = {"artifact": artifact.name, **info}
+    write_json(tmp, record)
     os.replace(tmp, pointer)
+    with (root / name / HISTORY).open("a", encoding="utf-8") as history:
+        history.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+
+
+def artifact_as_of(root: Path, name: str, day: Any) -> tuple[Path, dict[str, Any]]:
+    """The artifact fitted on the most recent data that is still ``<= day`` (its ``as_of``), and its record.
+
+    Point-in-time model choice: a decision for ``day`` must never use a model that saw later data.
+    A record without ``as_of`` (a model trained on no market history, e.g. on simulated fills) is
+    eligible on any day. Raises ``MemError`` naming the model and the date when no such fit exists."""
+    from mem_pipeline.errors import MemError
+
+    history = root / name / HISTORY
+    records = []
+    if history.exists():
+        records = [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines() if line.strip()]
+    eligible = [r for r in records if str(r.get("as_of", "")) <= str(day)]
+    if not eligible:
+        raise MemError(
+            f"no {name} model fitted on data up to {day} under {root / name}: "
+            f"materialize the {name} asset with as_of <= {day} first"
+        )
+    latest = max(str(r.get("as_of", "")) for r in eligible)
+    best = [r for r in eligible if str(r.get("as_of", "")) == latest][-1]  # the last publication wins ties
+    return root / name / best["artifact"], best
 
 
 def current_artifact(root: Path, name: str) -> Path:

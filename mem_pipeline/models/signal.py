@@ -56,15 +56,21 @@ DATE = "trade_date"
 LABEL = "up_1d"
 RETURN = "fwd_ret_1d"
 CALIBRATIONS = ("isotonic", "platt")
+#: Published-probability candidates, simplest first (the tie-break order of ``select_candidate``).
+CANDIDATES = ("base_rate", "logistic", "calibrated")
+STRATEGY_FEATURES = ("momentum_60_5", "reversal_5d")
+KNOWN_DATE = "known_date"
 KIND = "signal"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_FILE = "lightgbm.txt"
 META_FILE = "signal.json"
+OOS_FILE = "oos.parquet"  # the walk-forward predictions behind the metrics (the decision memory reads them)
 EPS = 1e-6  # probabilities are clipped to [EPS, 1 - EPS] for log-loss
 N_BINS = 10
 #: Isotonic outputs are kept in [floor, 1 - floor]: an end plateau fitted on a few calibration rows
 #: would otherwise predict exactly 0 or 1, and one contrary outcome costs log(1/EPS) in log-loss.
 ISOTONIC_FLOOR = 1e-3
+Z_CLIP = 5.0  # the logistic baseline's winsorization of standardized features
 
 
 class SignalError(MemError, ValueError):
@@ -83,13 +89,13 @@ class SignalConfig:
     n_splits: int = 5
     embargo_days: int = 5
     horizon_days: int = 1
-    calibration: str = "isotonic"
+    calibration: str = "platt"
     calibration_fraction: float = 0.2  # share of each train window's dates (the latest) for calibration
     logistic_c: float = 1.0  # inverse L2 strength of the logistic baseline
-    n_estimators: int = 200
-    learning_rate: float = 0.05
-    num_leaves: int = 15
-    min_child_samples: int = 100
+    n_estimators: int = 100
+    learning_rate: float = 0.02
+    num_leaves: int = 7
+    min_child_samples: int = 500
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -254,7 +260,11 @@ def _platt(s: FloatArray, y: FloatArray, w: FloatArray, ridge: float = 1e-8) -> 
 
 @dataclass(frozen=True)
 class LogisticBaseline:
-    """Standardized-feature logistic regression, stored as arrays (predicts without sklearn)."""
+    """Standardized-feature logistic regression, stored as arrays (predicts without sklearn).
+
+    Missing feature values (NaN: a window not yet full, a feature the source cannot give) are imputed
+    with the train mean, i.e. z = 0, and z-scores are winsorized at ``±Z_CLIP`` (fat-tailed features such
+    as Amihud illiquidity would otherwise saturate the sigmoid), in fitting and prediction alike."""
 
     mean: tuple[float, ...]
     scale: tuple[float, ...]
@@ -262,8 +272,9 @@ class LogisticBaseline:
     intercept: float
 
     def predict_proba(self, x: FloatArray) -> FloatArray:
-        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
-        return _sigmoid(z @ np.asarray(self.coef) + self.intercept)
+        return _sigmoid(
+            _standardize(x, np.asarray(self.mean), np.asarray(self.scale)) @ np.asarray(self.coef) + self.intercept
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -283,14 +294,24 @@ class LogisticBaseline:
         )
 
 
+def _standardize(x: FloatArray, mean: FloatArray, scale: FloatArray) -> FloatArray:
+    z = np.nan_to_num((x - mean) / scale, nan=0.0, posinf=Z_CLIP, neginf=-Z_CLIP)
+    return np.clip(z, -Z_CLIP, Z_CLIP)
+
+
 def fit_logistic(x: FloatArray, y: FloatArray, c: float, weight: FloatArray | None = None) -> LogisticBaseline:
     from sklearn.linear_model import LogisticRegression
 
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
+    x = np.where(np.isfinite(x), x, np.nan)
+    observed = np.isfinite(x).any(axis=0)
+    mean = np.zeros(x.shape[1])
+    scale = np.ones(x.shape[1])
+    if x.shape[0]:
+        mean[observed] = np.nanmean(x[:, observed], axis=0)
+        spread = np.nanstd(x[:, observed], axis=0)
+        scale[observed] = np.where(spread > 0, spread, 1.0)
     model = LogisticRegression(C=c, max_iter=1000)
-    model.fit((x - mean) / scale, y, sample_weight=weight)
+    model.fit(_standardize(x, mean, scale), y, sample_weight=weight)
     return LogisticBaseline(
         tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(float, model.coef_[0])), float(model.intercept_[0])
     )
@@ -344,10 +365,14 @@ def _require(frame: pl.DataFrame, columns: Sequence[str], where: str) -> None:
 
 
 def _matrix(frame: pl.DataFrame, columns: Sequence[str], where: str) -> FloatArray:
-    """Feature matrix (nulls become NaN, which LightGBM handles; the baseline needs finite values)."""
+    """Feature matrix (nulls become NaN, which LightGBM handles; the baseline imputes them).
+
+    Values are rounded to float32 precision: DuckDB's parallel window sums can differ in the last bits of a
+    float64 between two builds of the same rows (e.g. a lake truncated at ``t`` and a longer one), and a fit
+    must not depend on that noise, or the same data would not give the same artifact hash."""
     _require(frame, columns, where)
     try:
-        x = frame.select([pl.col(c).cast(pl.Float64) for c in columns]).to_numpy()
+        x = frame.select([pl.col(c).cast(pl.Float32).cast(pl.Float64) for c in columns]).to_numpy()
     except Exception as exc:
         raise SignalError(f"{where}: feature columns must be numeric") from exc
     return np.ascontiguousarray(x, dtype=np.float64).reshape(frame.height, len(columns))
@@ -373,7 +398,7 @@ def _labels(frame: pl.DataFrame, where: str) -> FloatArray:
 class FittedSignal:
     """The live model (LightGBM + calibration), the logistic baseline, the base rate and OOS metrics.
 
-    ``oos`` holds the walk-forward OOS predictions of the fit (not saved; ``None`` after ``load``).
+    ``oos`` holds the walk-forward OOS predictions of the fit (saved beside the model as ``oos.parquet``).
     """
 
     config: SignalConfig
@@ -383,6 +408,10 @@ class FittedSignal:
     logistic: LogisticBaseline
     base_rate: float
     fit_metrics: dict[str, Any]
+    selected: str = "calibrated"
+    published: str = "calibrated"
+    payoff_ratio: float = 1.0
+    ensemble: dict[str, Any] | None = None
     oos: pl.DataFrame | None = None
 
     def raw_score(self, frame: pl.DataFrame) -> FloatArray:
@@ -402,6 +431,24 @@ class FittedSignal:
         x = _matrix(frame, self.feature_columns, "predict_baseline")
         return pl.Series("p_up_logistic", self.logistic.predict_proba(x), dtype=pl.Float64())
 
+    def predict_selected(self, frame: pl.DataFrame) -> pl.Series:
+        """P(up) from the candidate chosen by walk-forward log-loss (``selected``), one per row."""
+        if self.selected == "calibrated":
+            return self.predict_proba(frame)
+        if self.selected == "logistic":
+            return self.predict_baseline(frame).rename("p_up")
+        return pl.Series("p_up", np.full(frame.height, self.base_rate), dtype=pl.Float64())
+
+    def predict_signal(self, frame: pl.DataFrame) -> pl.Series:
+        """The published P(up) (``published``: the selected candidate, or the ensemble built on it when
+        that scored better out of sample), one per row; the ensemble needs the strategy feature columns."""
+        p = self.predict_selected(frame)
+        if self.published != "ensemble":
+            return p
+        from mem_pipeline.models.ensemble import Ensemble
+
+        return pl.Series("p_up", Ensemble.from_json(self.ensemble or {}).probability(frame, p.to_numpy()))
+
     def metrics(self) -> dict[str, Any]:
         return dict(self.fit_metrics)
 
@@ -419,10 +466,16 @@ class FittedSignal:
                 "calibration": self.calibration.to_json(),
                 "logistic": self.logistic.to_json(),
                 "base_rate": self.base_rate,
+                "selected": self.selected,
+                "published": self.published,
+                "payoff_ratio": self.payoff_ratio,
+                "ensemble": self.ensemble,
                 "metrics": self.fit_metrics,
                 "lightgbm_version": lgb.__version__,
             },
         )
+        if self.oos is not None:
+            self.oos.write_parquet(directory / OOS_FILE)
 
     @classmethod
     def load(cls, directory: Path) -> FittedSignal:
@@ -437,6 +490,11 @@ class FittedSignal:
             logistic=LogisticBaseline.from_json(meta["logistic"]),
             base_rate=float(meta["base_rate"]),
             fit_metrics=dict(meta["metrics"]),
+            selected=str(meta["selected"]),
+            published=str(meta["published"]),
+            payoff_ratio=float(meta["payoff_ratio"]),
+            ensemble=meta["ensemble"],
+            oos=pl.read_parquet(directory / OOS_FILE) if (directory / OOS_FILE).exists() else None,
         )
 
     def save_artifact(self, root: Path, name: str = KIND) -> Path:
@@ -487,22 +545,17 @@ def _fit_window(
     booster = lgb.train(config.lgb_params(), data, num_boost_round=config.n_estimators)
     raw = np.asarray(booster.predict(x[calib_rows], raw_score=True, num_threads=NUM_THREADS), dtype=np.float64)
     calibration = fit_calibration(config.calibration, raw, y[calib_rows], None if w is None else w[calib_rows])
-    x_train = x[in_train]
-    finite = np.isfinite(x_train).all(axis=1)
-    logistic = fit_logistic(
-        x_train[finite], y[in_train][finite], config.logistic_c, None if w is None else w[in_train][finite]
-    )
+    logistic = fit_logistic(x[in_train], y[in_train], config.logistic_c, None if w is None else w[in_train])
     base_rate = float(np.average(y[in_train], weights=None if w is None else w[in_train]))
     return _Models(booster, calibration, logistic, base_rate, int(fit_rows.sum()), int(calib_rows.sum()))
 
 
 def _predict_all(models: _Models, x: FloatArray) -> dict[str, FloatArray]:
     raw = np.asarray(models.booster.predict(x, raw_score=True, num_threads=NUM_THREADS), dtype=np.float64)
-    x_lin = np.where(np.isfinite(x), x, np.asarray(models.logistic.mean))  # NaN -> train mean (z = 0)
     return {
         "p_calibrated": models.calibration.apply(raw),
         "p_raw": _sigmoid(raw),
-        "p_logistic": models.logistic.predict_proba(x_lin),
+        "p_logistic": models.logistic.predict_proba(x),
         "p_base_rate": np.full(x.shape[0], models.base_rate),
     }
 
@@ -577,11 +630,26 @@ def fit_signal(
             }
         )
     oos_preds = pl.concat(parts)
-    keep = [c for c in (SYMBOL, DATE, LABEL, RETURN) if c in frame.columns]
+    keep = [c for c in (SYMBOL, DATE, LABEL, RETURN, KNOWN_DATE, *STRATEGY_FEATURES) if c in frame.columns]
     oos = frame.select(keep)[oos_preds["row"].to_numpy()].hstack(oos_preds)
 
     final = _fit_window(x, y, w, row_dates, np.unique(row_dates), feature_columns, config)
     metrics = {**score_predictions(oos), "folds": fold_info, "n_rows": int(frame.height), "n_final_fit": final.n_fit}
+    selected = select_candidate(metrics)
+    metrics["selected"] = selected
+    ensemble, published = None, selected
+    if all(c in oos.columns for c in (RETURN, *STRATEGY_FEATURES)):
+        from mem_pipeline.models.ensemble import fit_ensemble
+
+        oos = oos.sort(DATE, maintain_order=True)  # fit_ensemble's row order
+        fitted_ensemble, scores, p_ensemble = fit_ensemble(oos, f"p_{selected}", seed=config.seed)
+        oos = oos.with_columns(pl.Series("p_ensemble", p_ensemble))
+        ensemble = fitted_ensemble.to_json()
+        metrics.update({k: v for k, v in scores.items() if k.startswith(("log_loss", "ece"))})
+        if scores["log_loss_ensemble"] < metrics[f"log_loss_{selected}"]:
+            published = "ensemble"
+    metrics["published"] = published
+    payoff = payoff_ratio(frame[RETURN].to_numpy()) if RETURN in frame.columns else 1.0
     return FittedSignal(
         config=config,
         feature_columns=feature_columns,
@@ -590,8 +658,43 @@ def fit_signal(
         logistic=final.logistic,
         base_rate=final.base_rate,
         fit_metrics=metrics,
+        selected=selected,
+        published=published,
+        payoff_ratio=payoff,
+        ensemble=ensemble,
         oos=oos,
     )
+
+
+def select_candidate(metrics: Mapping[str, Any]) -> str:
+    """The candidate with the lowest walk-forward log-loss; on a tie the simpler one (base rate first).
+
+    A model that does not beat the base rate out of sample is not traded: the base rate is a candidate."""
+    return min(CANDIDATES, key=lambda c: (metrics[f"log_loss_{c}"], CANDIDATES.index(c)))
+
+
+def payoff_ratio(forward_returns: np.ndarray) -> float:
+    """Kelly's ``b``: mean gain of up moves over mean loss of down moves (simple returns)."""
+    r = np.expm1(np.asarray(forward_returns, dtype=np.float64))
+    r = r[np.isfinite(r)]
+    gains, losses = r[r > 0], -r[r < 0]
+    if not len(gains) or not len(losses):
+        return 1.0
+    return float(gains.mean() / losses.mean())
+
+
+def training_frame(features: pl.DataFrame, labels: pl.DataFrame, horizon_days: int = 1) -> pl.DataFrame:
+    """Features joined with the labels known by the last date present: each symbol's last ``horizon_days``
+    rows are dropped, because their label reads a bar after that date (a refit as of ``t`` reads rows
+    ``<= t``; the outcome of the row at ``t`` is not known at ``t``). ``known_date`` is the date of the
+    bar the label reads: when the outcome became known."""
+    label_columns = [LABEL, RETURN]
+    joined = features.join(labels.select(SYMBOL, DATE, *label_columns), on=[SYMBOL, DATE], how="inner").sort(
+        SYMBOL, DATE
+    )
+    position = pl.int_range(pl.len()).over(SYMBOL)
+    known = pl.col(DATE).shift(-horizon_days).over(SYMBOL).alias(KNOWN_DATE)
+    return joined.with_columns(known).filter(position < pl.len().over(SYMBOL) - horizon_days).drop_nulls(label_columns)
 
 
 def load_signal(directory: Path) -> FittedSignal:
@@ -695,3 +798,30 @@ def ensemble_positions(signals: Mapping[str, Any] | pl.DataFrame, weights: Mappi
         n = signals.height if isinstance(signals, pl.DataFrame) else len(next(iter(signals.values()), []))
         return np.zeros(n)
     return total
+
+
+def plot_reliability(oos: pl.DataFrame, p_column: str, path: Path) -> Path:
+    """Reliability diagram of ``p_column`` against ``up_1d`` (bin mean prediction vs observed rate)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mem_pipeline.models.artifacts import save_png
+
+    y = oos[LABEL].cast(pl.Float64).to_numpy()
+    table = pl.DataFrame(reliability_table(oos[p_column].to_numpy(), y)).filter(pl.col("count") > 0)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    lo = float(min(table["mean_predicted"].min(), table["observed_frequency"].min())) - 0.02
+    hi = float(max(table["mean_predicted"].max(), table["observed_frequency"].max())) + 0.02
+    ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", label="perfect calibration")
+    ax.scatter(table["mean_predicted"], table["observed_frequency"], s=20 + 200 * table["count"] / table["count"].max())
+    ax.set_xlabel(f"predicted P(up) ({p_column})")
+    ax.set_ylabel("observed up rate")
+    ax.set_title(f"Reliability, ECE {expected_calibration_error(oos[p_column].to_numpy(), y):.4f}")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    try:
+        return save_png(fig, path)
+    finally:
+        plt.close(fig)

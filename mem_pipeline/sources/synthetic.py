@@ -9,7 +9,9 @@ Generation model (daily log returns; business days are Mon-Fri, no holidays):
   with loading 1 (``n_sectors = 0`` turns them off).
 * Idiosyncratic GARCH(1,1): ``e_{i,t} = sqrt(h_{i,t}) z_{i,t}`` with
   ``h_{i,t} = omega_i + alpha e_{i,t-1}^2 + beta h_{i,t-1}``, ``h_{i,0} = omega_i / (1 - alpha - beta)``.
-* Return ``r_{i,t} = b_i f_t + g_{k(i),t} + e_{i,t}``, true conditional variance
+* Alpha (short-term reversal, off unless configured): ``m_{i,t} = -phi e_{i,t-1}``, a mean known at
+  ``t-1`` that a direction model can learn from past returns; ``phi = 0`` gives a martingale.
+* Return ``r_{i,t} = m_{i,t} + b_i f_t + g_{k(i),t} + e_{i,t}``, true conditional variance
   ``v_{i,t} = b_i^2 sigma_f[s_t]^2 + sigma_g^2 + h_{i,t}``; ``close = P0_i exp(cumsum r)``.
 * Open/high/low: ``r`` splits into an overnight gap ``u`` and an intraday move ``x = r - u`` as a
   Brownian path would, ``u | r ~ N(rho r, rho (1 - rho) v)`` (``rho`` = overnight variance share);
@@ -242,6 +244,17 @@ class ImpactParams:
 
 
 @dataclass(frozen=True)
+class AlphaParams:
+    """Known predictability: the idiosyncratic return reverts ``reversal`` of yesterday's shock."""
+
+    reversal: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.reversal < 1.0:
+            _fail("alpha", f"needs 0 <= reversal < 1, got {self.reversal}")
+
+
+@dataclass(frozen=True)
 class SyntheticConfig:
     """Everything that determines a synthetic market (hashable: it keys the in-process cache)."""
 
@@ -259,6 +272,7 @@ class SyntheticConfig:
     volume: VolumeParams = field(default_factory=VolumeParams)
     spread: SpreadParams = field(default_factory=SpreadParams)
     impact: ImpactParams = field(default_factory=ImpactParams)
+    alpha: AlphaParams = field(default_factory=AlphaParams)
 
     def __post_init__(self) -> None:
         if self.n_symbols < 1:
@@ -368,6 +382,7 @@ class SyntheticMarket:
     adv: FloatArray
     initial_price: FloatArray
     idio_var: FloatArray  # true conditional variance h_{i,t}
+    alpha_mean: FloatArray  # true conditional mean m_{i,t} of the idiosyncratic return (known at t-1)
     open: FloatArray
     high: FloatArray
     low: FloatArray
@@ -508,6 +523,7 @@ class SyntheticMarket:
                 "symbol": _symbol_series(self.symbols, self.n_days),
                 "idio_var": self.idio_var.ravel(),
                 "total_var": self.total_var.ravel(),
+                "alpha_mean": self.alpha_mean.ravel(),
                 "beta": np.tile(self.beta, self.n_days),
             }
         )
@@ -556,7 +572,13 @@ def generate_market(config: SyntheticConfig) -> SyntheticMarket:
     z = draw_shocks(rngs["idio"], (n_days, n), config.shocks)
     idio_var = garch_variance(z, omega, config.garch.alpha, config.garch.beta)
 
-    log_return = factor[:, None] * beta[None, :] + np.sqrt(idio_var) * z
+    idio = np.sqrt(idio_var) * z
+    alpha_mean = np.zeros_like(idio)
+    alpha_mean[1:] = -config.alpha.reversal * idio[:-1]
+    log_return = factor[:, None] * beta[None, :] + idio
+    if config.alpha.reversal:
+        log_return += alpha_mean
+    del idio
     if n_sectors:
         log_return += sector_return[:, sector]
     sector_var = config.sectors.vol**2 if n_sectors else 0.0
@@ -583,6 +605,7 @@ def generate_market(config: SyntheticConfig) -> SyntheticMarket:
         adv=adv,
         initial_price=price0,
         idio_var=idio_var,
+        alpha_mean=alpha_mean,
         open=np.exp(log_open),
         high=np.exp(log_high),
         low=np.exp(log_low),

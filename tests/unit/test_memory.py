@@ -302,3 +302,31 @@ def test_config_from_params() -> None:
         MemoryConfig.from_params({"beta": 1.5})
     with pytest.raises(DecisionMemoryError, match="horizons"):
         MemoryConfig(short_horizon=30, medium_horizon=21)
+
+
+def test_direction_calls_are_journaled_in_probability_units_and_weight_only_their_rows() -> None:
+    from mem_pipeline.memory import direction_decisions, row_weights
+
+    d0, d1, d2 = dt.date(2024, 1, 5), dt.date(2024, 1, 8), dt.date(2024, 1, 9)  # a Friday, Monday, Tuesday
+    oos = pl.DataFrame(
+        {
+            "symbol": ["A", "B", "A"],
+            "trade_date": [d0, d0, d1],
+            "p": [0.7, 0.4, 0.55],
+            "up_1d": [1, 1, 0],
+            "known_date": [d1, d1, d2],
+        }
+    )
+    decisions, outcomes = direction_decisions(oos, "p")
+    memory = DecisionMemory(MemoryConfig(alpha=1.0, beta=0.0, epsilon=1e-9))
+    memory.record(decisions)
+    memory.record_outcomes(outcomes)
+    j = memory.journal
+    assert j["horizon_days"].to_list() == [3, 3, 1]  # the weekend: Friday's outcome is known on Monday
+    # Surprise |realized - expected| = |up - p|: 0.3, 0.6, 0.55.
+    assert np.allclose((j["realized"] - j["expected"]).abs().to_numpy(), [0.3, 0.6, 0.55])
+    assert j["weight"].to_list() == [1.0, -1.0, 1.0]
+    # As of Monday only Friday's calls are known; beta = 0, alpha = 1: weights N P(i) = 2 p_i / sum p.
+    rows = pl.DataFrame({"symbol": ["A", "Z", "B", "A"], "trade_date": [d0, d0, d0, d1]})
+    w = row_weights(memory, rows, d1)
+    assert np.allclose(w, [2 * 0.3 / 0.9, 1.0, 2 * 0.6 / 0.9, 1.0])

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from mem_pipeline.models.ensemble import fit_ensemble
 from mem_pipeline.models.signal import (
     FittedSignal,
     SignalConfig,
@@ -17,8 +18,11 @@ from mem_pipeline.models.signal import (
     ensemble_positions,
     expected_calibration_error,
     fit_signal,
+    payoff_ratio,
+    select_candidate,
     strategy_outcomes,
     strategy_signals,
+    training_frame,
     walk_forward_splits,
 )
 
@@ -239,3 +243,72 @@ def test_strategy_signals_outcomes_and_ensemble() -> None:
     assert outcomes["ml"].tolist() == [True, False]
     positions = ensemble_positions(signals, {"momentum": 0.5, "mean_reversion": 0.25, "ml": 0.25})
     assert np.allclose(positions, [0.5 - 0.25 + 0.05, -0.5 + 0.25 - 0.025, 0.25])
+
+
+# ---- published probability: candidate choice, payoff ratio, training rows, the ensemble ------------
+
+
+def test_candidate_is_the_lowest_oos_log_loss_and_ties_go_to_the_simpler() -> None:
+    metrics = {"log_loss_base_rate": 0.6931, "log_loss_logistic": 0.6920, "log_loss_calibrated": 0.6925}
+    assert select_candidate(metrics) == "logistic"
+    assert select_candidate({**metrics, "log_loss_logistic": 0.6931, "log_loss_calibrated": 0.6931}) == "base_rate"
+
+
+def test_payoff_ratio_by_hand() -> None:
+    # simple returns +10%, -5%, +2%, -1%: mean gain 6%, mean loss 3% -> b = 2
+    assert payoff_ratio(np.log1p([0.10, -0.05, 0.02, -0.01])) == pytest.approx(2.0)
+    assert payoff_ratio(np.log1p([0.01, 0.02])) == 1.0  # no losses: no ratio to estimate
+
+
+def test_training_frame_drops_each_symbols_last_rows() -> None:
+    days = _dates(4)
+    features = pl.DataFrame({"symbol": ["A"] * 4 + ["B"] * 3, "trade_date": days + days[:3], "x1": range(7)})
+    labels = features.select("symbol", "trade_date").with_columns(up_1d=pl.lit(1), fwd_ret_1d=pl.lit(0.01))
+    labels = labels.with_columns(up_1d=pl.when(pl.col("trade_date") == days[1]).then(None).otherwise(pl.col("up_1d")))
+    out = training_frame(features, labels)
+    # A keeps days 0 and 2 (day 1 has no label, day 3 is its last); B keeps day 0 only.
+    assert out.select("symbol", "trade_date").rows() == [("A", days[0]), ("A", days[2]), ("B", days[0])]
+
+
+def _strategy_frame(n_dates: int = 400, n_symbols: int = 10, hit: float = 0.7, seed: int = 5) -> pl.DataFrame:
+    """Momentum is right with probability ``hit``; mean reversion and ml are coin flips."""
+    rng = np.random.default_rng(seed)
+    n = n_dates * n_symbols
+    momentum = rng.choice([-1.0, 1.0], n)
+    direction = np.where(rng.random(n) < hit, momentum, -momentum)
+    ret = direction * np.abs(rng.normal(0, 0.01, n))
+    dates = pl.Series(np.repeat(np.array(_dates(n_dates), dtype="datetime64[D]"), n_symbols)).cast(pl.Date)
+    return pl.DataFrame(
+        {
+            "trade_date": dates,
+            "momentum_60_5": momentum,
+            "reversal_5d": rng.choice([-1.0, 1.0], n),
+            "p_ml": 0.5 + rng.uniform(-0.1, 0.1, n),
+            "fwd_ret_1d": ret,
+            "up_1d": (ret > 0).astype(np.int64),
+        }
+    )
+
+
+def test_ensemble_learns_the_better_strategy_and_uses_only_past_outcomes() -> None:
+    frame = _strategy_frame()
+    ensemble, scores, p = fit_ensemble(frame, "p_ml", seed=1)
+    assert ensemble.weights["momentum"] > 0.99
+    assert ensemble.hit_rates["momentum"] == pytest.approx(0.7, abs=0.02)  # 4,000 trials: SE 0.007
+    # Momentum-up rows get P(up) ~ 0.7: log-loss near the Bernoulli(0.7) entropy 0.611, far below 0.693.
+    assert scores["log_loss_ensemble"] < 0.63
+    # Flip every outcome after date 200: the probabilities up to and including date 200 do not move.
+    cut = frame["trade_date"].unique().sort()[200]
+    later = pl.col("trade_date") > cut
+    flipped = frame.with_columns(
+        fwd_ret_1d=pl.when(later).then(-pl.col("fwd_ret_1d")).otherwise(pl.col("fwd_ret_1d")),
+        up_1d=pl.when(later).then(1 - pl.col("up_1d")).otherwise(pl.col("up_1d")),
+    )
+    _, _, p_flipped = fit_ensemble(flipped, "p_ml", seed=1)
+    head = (frame["trade_date"] <= cut).to_numpy()
+    assert np.array_equal(p[head], p_flipped[head])
+    assert not np.array_equal(p[~head], p_flipped[~head])
+    # The live ensemble's probability follows its rule: 0.5 + sign(momentum) (hit - 0.5) at weight ~1.
+    live = ensemble.probability(frame.head(4), frame["p_ml"].head(4))
+    expected = 0.5 + np.sign(frame["momentum_60_5"].head(4).to_numpy()) * (ensemble.hit_rates["momentum"] - 0.5)
+    assert np.allclose(live, expected, atol=0.01)

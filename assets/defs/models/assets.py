@@ -36,12 +36,12 @@ class RefitConfig(dg.Config):
         return dt.date.fromisoformat(self.as_of) if self.as_of else None
 
 
-def _model_params(name: str, check_keys: tuple[str, ...]) -> tuple[dict, dict]:
+def model_params(name: str, check_keys: tuple[str, ...]) -> tuple[dict, dict]:
     params = section("models").get(name) or {}
     return {k: v for k, v in params.items() if k not in check_keys}, {k: params[k] for k in check_keys if k in params}
 
 
-def _publish(paths, name: str, save, info: dict) -> Path:
+def publish(paths, name: str, save, info: dict) -> Path:
     artifact = artifacts.save_artifact(paths.models, name, save)
     artifacts.set_current(paths.models, name, artifact, info)
     return artifact
@@ -61,11 +61,11 @@ def _publish(paths, name: str, save, info: dict) -> Path:
 )
 def regime_model(context: dg.AssetExecutionContext, config: RefitConfig, lake: LakeResource):
     paths = lake.paths()
-    settings, checks = _model_params("regime", ("min_vol_ratio",))
+    settings, checks = model_params("regime", ("min_vol_ratio",))
     market = read_relation(paths, "int_market__daily", ["trade_date", "mkt_ret_1d"], config.date())
     returns = market.rename({"mkt_ret_1d": "mkt_ret"}).drop_nulls()
     fitted = fit_regime(returns, RegimeConfig.from_params(settings))
-    artifact = _publish(paths, "regime", fitted.save, {"as_of": str(returns["trade_date"].max())})
+    artifact = publish(paths, "regime", fitted.save, {"as_of": str(returns["trade_date"].max())})
     probs = fitted.filtered_probabilities(returns)
     with tempfile.TemporaryDirectory() as tmp:
         plot = png_markdown(plot_regimes(returns, probs, Path(tmp) / "regimes.png"), "filtered regime probabilities")
@@ -106,12 +106,12 @@ def regime_model(context: dg.AssetExecutionContext, config: RefitConfig, lake: L
 )
 def vol_forecasts(context: dg.AssetExecutionContext, config: RefitConfig, lake: LakeResource):
     paths = lake.paths()
-    settings, checks = _model_params("volatility", ("min_fitted_share",))
+    settings, checks = model_params("volatility", ("min_fitted_share",))
     returns = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "ret_1d"], config.date())
     vol_config = VolConfig.from_params(settings)
     as_of = returns["trade_date"].max()
     fitted = fit_vol(returns, vol_config, previous=_previous_vol(paths, vol_config, as_of))
-    artifact = _publish(paths, "volatility", fitted.save, {"as_of": str(returns["trade_date"].max())})
+    artifact = publish(paths, "volatility", fitted.save, {"as_of": str(returns["trade_date"].max())})
     forecast = fitted.forecast(returns)
     atomic_write_parquet(forecast, paths.forecasts / "vol_forecasts.parquet")
 
@@ -195,7 +195,7 @@ def _vol_plot(forecast: pl.DataFrame, returns: pl.DataFrame) -> dg.MetadataValue
 )
 def slippage_model(context: dg.AssetExecutionContext, lake: LakeResource):
     paths = lake.paths()
-    settings, checks = _model_params("slippage", ("n_fills", "seed", "max_mae_over_floor"))
+    settings, checks = model_params("slippage", ("n_fills", "seed", "max_mae_over_floor"))
     # Until the execution ledger holds real fills, train on fills simulated by the synthetic market.
     market = cached_market(SyntheticConfig.from_params(section("sources").get("synthetic") or {}))
     fills = simulate_fills(market, int(checks.get("n_fills", 50_000)), seed=int(checks.get("seed", 11)))
