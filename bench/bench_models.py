@@ -1,8 +1,11 @@
 """Refit every model asset on 100 synthetic symbols x 10 years (target: all of them under 60 s on 2 cores).
 
+Models: regimes, volatility, slippage, the signal model (walk-forward, 5 folds + the live fit) and the
+decision memory that journals its calls.
+
 Usage: python -m bench.bench_models
 
-Builds the lake (ingest_window) and the dbt intermediates once, then materializes each model asset through
+Builds the lake (ingest_window) and the dbt models once, then materializes each model asset through
 Dagster in this process (throw-away data folder and instance), timing each and all three together.
 """
 
@@ -16,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
+from assets.defs.models.signal import decision_memory, signal_model
 from assets.resources import LakeResource
 from bench.harness import Timing, report
 from mem_pipeline.ingest import ingest_window
@@ -36,18 +40,18 @@ def main() -> None:
             n_symbols=100, start=START, end=END
         )
         result = ingest_window(SyntheticSource(config), START, END, Paths(data_dir), QualityConfig())
-        dbt(data_dir, "run", "--select", "+int_market__daily", "+int_bars__returns", dbt_vars={"source": "synthetic"})
+        dbt(data_dir, "run", dbt_vars={"source": "synthetic"})
         resources = {"lake": LakeResource(data_dir=str(data_dir))}
         instance = dg.DagsterInstance.ephemeral()
         timings = []
         began = time.perf_counter()
-        for asset in (regime_model, vol_forecasts, slippage_model):
+        for asset in (regime_model, vol_forecasts, slippage_model, signal_model, decision_memory):
             t0 = time.perf_counter()
             assert dg.materialize([asset], resources=resources, instance=instance, run_config=QUIET).success
             timings.append(Timing(asset.key.to_user_string(), time.perf_counter() - t0, 1))
         timings.append(
             Timing(
-                "all three (sequential)",
+                "all models (sequential)",
                 time.perf_counter() - began,
                 1,
                 f"{result.rows_published:,} bars, 100 symbols, {START}..{END}; target < 60 s",

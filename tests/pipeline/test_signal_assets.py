@@ -70,7 +70,8 @@ def test_signal_is_calibrated_and_beats_the_base_rate_then_memory_weights_the_re
     assert (journal["known_date"] > journal["trade_date"]).all()
 
     # The next refit is weighted by the memory's replay priorities; re-journaling adds nothing.
-    second = dg.materialize([signal_model, decision_memory], resources=resources)
+    with_memory = {"ops": {"signal_model": {"config": {"use_memory": True}}}}
+    second = dg.materialize([signal_model, decision_memory], resources=resources, run_config=with_memory)
     assert second.success
     memory = _metadata(second, "signal_model")["memory"]
     assert memory["used"] and memory["rows_weighted"] > 0 and memory["weight_max"] > 1.0

@@ -38,6 +38,12 @@ JOURNAL = "journal.parquet"
 NOT_FEATURES = ("symbol", "trade_date", "close")
 
 
+class SignalRefitConfig(RefitConfig):
+    """``use_memory``: weight training rows by the decision memory; unset: ``models.signal.use_memory``."""
+
+    use_memory: bool | None = None
+
+
 def _memory_config() -> MemoryConfig:
     return MemoryConfig.from_params(section("models").get("memory"))
 
@@ -62,7 +68,7 @@ def _journal(paths: Paths) -> Path:
     ],
     description="Walk-forward direction model (LightGBM, Platt-calibrated) with a Thompson-weighted strategy ensemble.",
 )
-def signal_model(context: dg.AssetExecutionContext, config: RefitConfig, lake: LakeResource):
+def signal_model(context: dg.AssetExecutionContext, config: SignalRefitConfig, lake: LakeResource):
     paths = lake.paths()
     settings, checks = model_params("signal", ("max_ece", "use_memory"))
     as_of = config.date()
@@ -73,7 +79,8 @@ def signal_model(context: dg.AssetExecutionContext, config: RefitConfig, lake: L
     last_day = frame["known_date"].max()
     weights, memory_info = None, {"used": False}
     journal = _journal(paths)
-    if checks.get("use_memory", True) and journal.exists():
+    use_memory = checks.get("use_memory", False) if config.use_memory is None else config.use_memory
+    if use_memory and journal.exists():
         memory = DecisionMemory.load(journal, _memory_config())
         weights = row_weights(memory, frame, last_day)
         memory_info = {
