@@ -87,7 +87,7 @@ def artifact_as_of(root: Path, name: str, day: Any) -> tuple[Path, dict[str, Any
     if not eligible:
         raise MemError(
             f"no {name} model fitted on data up to {day} under {root / name}: "
-            f"materialize the {name} asset with as_of <= {day} first"
+            f"refit it (the models job) with as_of <= {day} first"
         )
     latest = max(str(r.get("as_of", "")) for r in eligible)
     best = [r for r in eligible if str(r.get("as_of", "")) == latest][-1]  # the last publication wins ties
