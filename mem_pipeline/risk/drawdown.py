@@ -42,7 +42,9 @@ class DrawdownState:
         if not 0 < threshold < 1:
             raise RiskError(f"drawdown: threshold must be in (0, 1), got {threshold}")
         drawdown = 1.0 - equity / peak
-        return cls(equity, peak, drawdown, threshold, bool(drawdown >= threshold))
+        # Compared in equity terms with a relative slack: 1 - 108 / 120 is 0.09999999999999998 in floats.
+        killed = equity <= peak * (1.0 - threshold) * (1.0 + 1e-12)
+        return cls(equity, peak, drawdown, threshold, bool(killed))
 
 
 def reduce_only(target: FloatArray, current: FloatArray) -> FloatArray:

@@ -34,6 +34,7 @@ FloatArray = NDArray[np.float64]
 #: Relative slack when comparing against a limit (floating-point products of prices and units).
 TOLERANCE = 1e-9
 MAX_REPAIRS = 50
+MAX_NET_PASSES = 20
 
 
 @dataclass(frozen=True)
@@ -97,24 +98,35 @@ def _round_to_lots(notional: FloatArray, prices: FloatArray, lots: FloatArray) -
 
 
 def _repair_net(units: FloatArray, prices: FloatArray, lots: FloatArray, cap: float) -> NDArray[np.bool_]:
-    """Remove whole lots from the dominant side (largest positions first) until ``|net| <= cap``; in place."""
+    """Remove whole lots from the dominant side (largest positions first) until ``|net| <= cap``; in place.
+
+    Whole lots can overshoot onto the other side; then that side is trimmed in turn. Lots of unequal
+    value can make that alternate for long (a net cap of 0 needs exact cancellation), so after
+    ``MAX_NET_PASSES`` passes the dominant side is closed outright: this ends, at worst with a flat book."""
     touched = np.zeros(units.shape, dtype=bool)
-    net = float(units @ prices)
-    if _within(abs(net), cap):
-        return touched
-    side = np.sign(net)
-    excess = abs(net) - cap
-    notional = units * prices * side
-    for i in np.argsort(-notional, kind="stable"):
-        if excess <= 0 or notional[i] <= 0:
-            break
-        lot_value = lots[i] * prices[i]
-        have = round(abs(units[i]) / lots[i])
-        take = min(int(np.ceil(excess / lot_value - 1e-12)), have)
-        units[i] -= side * take * lots[i]
-        excess -= take * lot_value
-        touched[i] = True
-    return touched
+    passes = 0
+    while True:
+        net = float(units @ prices)
+        if _within(abs(net), cap):
+            return touched
+        side = np.sign(net)
+        excess = abs(net) - cap
+        notional = units * prices * side
+        passes += 1
+        if passes > MAX_NET_PASSES:
+            dominant = notional > 0
+            units[dominant] = 0.0
+            touched |= dominant
+            continue
+        for i in np.argsort(-notional, kind="stable"):
+            if excess <= 0 or notional[i] <= 0:
+                break
+            lot_value = lots[i] * prices[i]
+            have = round(abs(units[i]) / lots[i])
+            take = max(min(int(np.ceil(excess / lot_value - 1e-12)), have), 1)
+            units[i] -= side * take * lots[i]
+            excess -= take * lot_value
+            touched[i] = True
 
 
 def constrain_book(
