@@ -118,3 +118,20 @@ def test_limits_scale_with_equity() -> None:
     limits = RiskLimits.for_equity(config, 20_000)
     assert (limits.symbol_cap, limits.gross_cap, limits.net_cap) == (1_500.0, 6_000.0, 3_000.0)
     assert limits.cvar_budget == pytest.approx(400.0)
+
+
+def test_rounding_that_breaks_a_hedge_is_caught_by_the_budget_recheck() -> None:
+    # Two almost perfectly offsetting symbols and a long history (so Ledoit–Wolf barely shrinks): rounding
+    # the second leg down to its 10-unit lot leaves an unhedged residual whose CVaR exceeds the budget.
+    z = np.random.default_rng(0).normal(0, 0.02, 20_000)
+    returns = np.column_stack([z, -z + np.random.default_rng(1).normal(0, 1e-4, z.size)])
+    model = _model(returns)
+    raw = np.array([1_000.0, 990.0])
+    budget = 0.5 * model.cvar(raw)
+    assert model.cvar(np.array([500.0, 490.0])) > budget  # what plain rounding of the scaled book would give
+    config = RiskConfig(max_symbol_exposure=1e4, max_gross_exposure=1e5, max_net_exposure=1e5, cvar_budget=budget / 1e4)
+    limits = RiskLimits.for_equity(config, 1e4)
+    labels = np.array(["kelly", "kelly"], dtype=object)
+    out = constrain_book(raw, np.zeros(2), np.ones(2), np.array([1.0, 10.0]), model, limits, labels)
+    assert out.repairs > 0
+    assert model.cvar(out.target_notional) <= budget
