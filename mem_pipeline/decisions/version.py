@@ -13,8 +13,8 @@
   could pass frames that differ from what it named: the digest makes "same inputs => same version"
   hold for what was actually read, so a new ledger state can never reuse an old version.
 
-Canonical JSON: sorted keys, no whitespace, floats as ``repr`` (exact round trip). Frame digests sort
-rows first, so row order does not change a version.
+Canonical JSON: sorted keys, no whitespace, floats as ``repr`` (exact round trip). Frame digests do not
+depend on row or column order (a DuckDB scan need not return rows in a fixed order).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 VERSION_LENGTH = 16
 CODE_PACKAGES = ("risk", "decisions")
@@ -41,23 +42,50 @@ def version_of(manifest: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(manifest).encode()).hexdigest()[:VERSION_LENGTH]
 
 
+def _mix(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """splitmix64's finaliser, elementwise (uint64 arithmetic wraps)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _column_words(series: pl.Series) -> NDArray[np.uint64]:
+    """One uint64 per value: float64 bits, integer/temporal values, or the sha256 of a string; nulls apart."""
+    dtype = series.dtype
+    if dtype.is_float():
+        words = series.cast(pl.Float64).fill_null(0.0).to_numpy().view(np.uint64)
+    elif dtype.is_integer() or dtype.is_temporal() or dtype == pl.Boolean:
+        words = series.cast(pl.Int64).fill_null(0).to_numpy().view(np.uint64)
+    else:
+        text = series.cast(pl.String).fill_null("")
+        uniques = text.unique().sort()
+        keys = np.array(
+            [int.from_bytes(hashlib.sha256(u.encode()).digest()[:8], "little") for u in uniques.to_list()],
+            dtype=np.uint64,
+        )
+        words = keys[uniques.search_sorted(text).to_numpy()]
+    nulls = series.is_null().to_numpy()
+    return np.where(nulls, np.uint64(0xFFFFFFFFFFFFFFFF), _mix(np.ascontiguousarray(words)))
+
+
 def frame_digest(frame: pl.DataFrame | None) -> str:
-    """sha256 of a frame's column names, types and values, independent of row and column order."""
-    digest = hashlib.sha256()
+    """Digest of a frame's column names, types and rows, independent of row and column order.
+
+    Each row gets a 64-bit hash of its values (splitmix64 over float bits / integers / sha256 of strings,
+    independent of the polars version, unlike ``hash_rows``); the sorted row hashes are hashed with the
+    column names and types. Sorting hashes instead of rows keeps this at a few ms for 100k+ rows.
+    """
     if frame is None:
         return "none"
+    digest = hashlib.sha256()
     columns = sorted(frame.columns)
-    frame = frame.select(columns)
-    if frame.height and columns:
-        frame = frame.sort(columns, nulls_last=True)
-    for name in columns:
+    rows = np.zeros(frame.height, dtype=np.uint64)
+    for position, name in enumerate(columns):
         series = frame[name]
         digest.update(f"{name}\0{series.dtype}\0".encode())
-        digest.update(series.is_null().to_numpy().tobytes())
-        if series.dtype.is_numeric():
-            digest.update(np.ascontiguousarray(series.cast(pl.Float64).fill_null(0.0).to_numpy()).tobytes())
-        else:
-            digest.update("\x1f".join(series.cast(pl.String).fill_null("").to_list()).encode())
+        rows = _mix(rows ^ _column_words(series) ^ _mix(np.full(frame.height, position + 1, dtype=np.uint64)))
+    digest.update(frame.height.to_bytes(8, "little"))
+    digest.update(np.sort(rows).tobytes())
     return digest.hexdigest()[:VERSION_LENGTH]
 
 
