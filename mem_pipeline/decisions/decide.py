@@ -88,7 +88,7 @@ def _features(features: pl.DataFrame, universe: list[str], decision_date: dt.dat
     if "trade_date" in features.columns:
         check_not_after(features, "trade_date", decision_date, "features")
     _unique_symbols(features, "features")
-    rows = pl.DataFrame({"symbol": universe}).join(
+    rows = pl.DataFrame({"symbol": universe}, schema={"symbol": pl.String()}).join(
         features.select(pl.col("symbol").cast(pl.String), *[pl.col(c).cast(pl.Float64) for c in FEATURE_COLUMNS[1:]]),
         on="symbol",
         how="left",
@@ -110,7 +110,7 @@ def _features(features: pl.DataFrame, universe: list[str], decision_date: dt.dat
 
 
 def _signals(signals: pl.DataFrame, universe: list[str]) -> tuple[FloatArray, FloatArray]:
-    rows = pl.DataFrame({"symbol": universe}).join(
+    rows = pl.DataFrame({"symbol": universe}, schema={"symbol": pl.String()}).join(
         signals.select(
             pl.col("symbol").cast(pl.String),
             pl.col("p_up").cast(pl.Float64),
@@ -180,6 +180,8 @@ def decide(
 
     _require(signals, SIGNAL_COLUMNS, "signals")
     _unique_symbols(signals, "signals")
+    if "trade_date" in signals.columns:
+        check_not_after(signals, "trade_date", decision_date, "signals")
     held = _positions(positions)
     universe = sorted(set(signals["symbol"].cast(pl.String).to_list()) | set(held))
     n = len(universe)

@@ -88,6 +88,32 @@ def test_inputs_dated_after_the_decision_are_refused(name: str) -> None:
         decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
 
 
+def test_signals_dated_after_the_decision_are_refused() -> None:
+    inputs = make_inputs(n_symbols=5, seed=6)
+    inputs["signals"] = inputs["signals"].with_columns(pl.lit(DECISION_DATE + dt.timedelta(days=1)).alias("trade_date"))
+    with pytest.raises(RiskError, match="after the decision date"):
+        decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+
+
+def test_no_signals_and_no_positions_give_an_empty_decision() -> None:
+    inputs = make_inputs(n_symbols=5, seed=14)
+    inputs["signals"], inputs["positions"] = inputs["signals"].head(0), inputs["positions"].head(0)
+    decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+    assert decision.orders.height == 0 and decision.targets.height == 0
+    assert all(check.passed for check in run_checks(decision).values())
+
+
+def test_symbols_without_enough_history_get_no_new_risk() -> None:
+    inputs = make_inputs(n_symbols=6, seed=15, held_share=0.0)
+    inputs["returns"] = inputs["returns"].filter(
+        (pl.col("symbol") != "S0001") | (pl.col("trade_date") > DECISION_DATE - dt.timedelta(days=30))
+    )
+    decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=ROOMY, **inputs)
+    row = decision.targets.filter(pl.col("symbol") == "S0001").row(0, named=True)
+    assert (row["target_position"], row["binding_limit"]) == (0.0, "no_history")
+    assert decision.targets.filter(pl.col("target_position") != 0).height > 0
+
+
 def test_the_kill_switch_stops_new_risk() -> None:
     decision = _decide(n_symbols=40, seed=7, held_share=0.6, drawdown=0.15, risk_config=ROOMY)
     assert decision.report["kill_switch"] and decision.limits.kill_switch
