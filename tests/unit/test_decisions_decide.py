@@ -241,3 +241,30 @@ def test_missing_features_for_a_traded_symbol_are_refused() -> None:
 def test_a_cost_model_that_returns_the_wrong_shape_is_refused() -> None:
     with pytest.raises(DecisionError, match="cost model"):
         _decide(n_symbols=5, seed=13, cost_model=lambda orders: np.zeros(orders.height + 1))
+
+
+def test_a_fitted_slippage_model_is_a_cost_model() -> None:
+    from mem_pipeline.models.slippage import SlippageConfig, fit_slippage
+    from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market, simulate_fills
+
+    market = generate_market(SyntheticConfig(seed=3, n_symbols=8, start=dt.date(2015, 1, 1), end=dt.date(2015, 12, 31)))
+    fitted = fit_slippage(simulate_fills(market, 4_000, seed=5), SlippageConfig(n_estimators=20, min_child_samples=50))
+    decision = _decide(n_symbols=12, seed=16, risk_config=ROOMY, cost_model=fitted.predict)
+    assert decision.orders.height > 0
+    costs = decision.orders["expected_cost_bps"].to_numpy()
+    assert np.isfinite(costs).all()
+    # the costs are the model's own prediction for each order's features
+    targets = decision.targets
+    first = decision.orders.row(0, named=True)
+    f = make_inputs(n_symbols=12, seed=16)["features"].filter(pl.col("symbol") == first["symbol"]).row(0, named=True)
+    x = first["quantity"] / (f["dollar_volume_20d"] / f["close"])
+    one = pl.DataFrame(
+        {
+            "size_over_adv": [x],
+            "spread_bps": [f["spread_est"] * 1e4],
+            "sigma": [targets.filter(pl.col("symbol") == first["symbol"])["vol_forecast"].item()],
+            "participation": [x],
+            "side": [first["side"]],
+        }
+    )
+    assert costs[0] == pytest.approx(fitted.predict(one)["expected_cost_bps"].item())
