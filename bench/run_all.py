@@ -13,6 +13,7 @@ BENCHES = [
     "bench_vol",
     "bench_slippage",
     "bench_models",
+    "bench_decisions",
 ]
 
 

@@ -1,0 +1,71 @@
+"""The blocking checks pass on real decisions and fail on decisions that break each rule."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import polars as pl
+
+from mem_pipeline.decisions import (
+    check_cvar_within_budget,
+    check_finite_sizes,
+    check_no_new_risk_when_killed,
+    check_orders_within_limits,
+    decide,
+    run_checks,
+)
+from mem_pipeline.risk import RiskConfig
+from tests.decision_inputs import DECISION_DATE, make_inputs, sqrt_cost_model
+
+
+def _decision(drawdown: float = 0.0):
+    inputs = make_inputs(n_symbols=20, seed=21, held_share=0.5, drawdown=drawdown)
+    config = RiskConfig(max_symbol_exposure=2_000, max_gross_exposure=10_000, cvar_budget=0.1)
+    return decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=config, **inputs)
+
+
+def _bump_first_order(decision, factor: float):
+    orders = decision.orders.with_columns(
+        pl.when(pl.int_range(pl.len()) == 0).then(pl.col("quantity") * factor).otherwise(pl.col("quantity"))
+    )
+    return dataclasses.replace(decision, orders=orders)
+
+
+def test_checks_pass_on_a_decision() -> None:
+    results = run_checks(_decision())
+    assert all(r.passed for r in results.values()), results
+    within = results["orders_within_limits"]
+    assert 0 <= within.actual <= within.threshold == 1.0
+
+
+def test_an_order_past_a_cap_fails_the_limits_check() -> None:
+    decision = _decision()
+    limits = dataclasses.replace(decision.limits, symbol_cap=1.0)
+    result = check_orders_within_limits(dataclasses.replace(decision, limits=limits))
+    assert not result.passed and result.actual > 1.0
+
+
+def test_cvar_above_budget_fails() -> None:
+    decision = _decision()
+    report = {**decision.report, "portfolio_cvar": decision.limits.cvar_budget * 1.01}
+    result = check_cvar_within_budget(dataclasses.replace(decision, report=report))
+    assert not result.passed and result.threshold == decision.limits.cvar_budget
+
+
+def test_nan_and_off_lot_sizes_fail() -> None:
+    decision = _decision()
+    nan = dataclasses.replace(decision, orders=decision.orders.with_columns(pl.col("notional") * float("nan")))
+    assert check_finite_sizes(nan).actual == decision.orders.height
+    off_lot = _bump_first_order(decision, 1.5)
+    assert not check_finite_sizes(off_lot).passed
+
+
+def test_an_order_adding_risk_under_the_kill_switch_fails() -> None:
+    decision = _decision(drawdown=0.2)
+    assert decision.limits.kill_switch and check_no_new_risk_when_killed(decision).passed
+    # the first order reduces a position; tripling it overshoots through zero (a flip = new risk)
+    flipped = _bump_first_order(decision, 3.0)
+    first = decision.orders.row(0, named=True)
+    assert abs(first["target_position"]) < abs(first["current_position"])
+    result = check_no_new_risk_when_killed(flipped)
+    assert not result.passed and result.actual >= 1

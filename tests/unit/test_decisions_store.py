@@ -1,0 +1,99 @@
+"""The append-only decision store and the version's inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mem_pipeline.decisions import DecisionError, DecisionStore, code_version, decide, frame_digest, version_of
+from tests.decision_inputs import DECISION_DATE, make_inputs, sqrt_cost_model
+
+
+def _decision(seed: int = 0, **kwargs: object):
+    return decide(DECISION_DATE, cost_model=sqrt_cost_model, **make_inputs(n_symbols=10, seed=seed), **kwargs)
+
+
+def test_write_then_read_round_trips(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path)
+    decision = _decision()
+    path = store.write(decision)
+    assert path == tmp_path / DECISION_DATE.isoformat() / f"{decision.version}.parquet"
+    back = store.read(decision.version)
+    assert back.version == decision.version and back.decision_date == decision.decision_date
+    assert back.orders.equals(decision.orders)
+    assert back.targets.equals(decision.targets)
+    assert back.limits == decision.limits
+    assert back.report == decision.report and back.manifest == decision.manifest
+    assert store.read_orders(decision.version).equals(decision.orders)
+
+
+def test_the_same_inputs_twice_give_the_same_file(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path)
+    first = store.write(_decision())
+    before = first.read_bytes(), first.stat().st_mtime_ns, first.stat().st_ino
+    again = store.write(_decision())  # recomputed from scratch: identical bytes, a no-op
+    assert again == first
+    assert (first.read_bytes(), first.stat().st_mtime_ns, first.stat().st_ino) == before
+    assert store.versions(DECISION_DATE) == [_decision().version]
+
+
+def test_conflicting_content_under_an_existing_version_is_refused(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path)
+    decision = _decision()
+    path = store.write(decision)
+    original = path.read_bytes()
+    tampered = dataclasses.replace(decision, orders=decision.orders.with_columns(pl.col("quantity") * 2))
+    with pytest.raises(DecisionError, match="already holds different content"):
+        store.write(tampered)
+    assert path.read_bytes() == original
+    assert not list(path.parent.glob(".staging-*"))
+
+
+def test_versions_are_kept_in_write_order_and_never_deleted(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path)
+    versions = [store.write(_decision(seed=s)).stem for s in (3, 1, 2)]
+    store.write(_decision(seed=1))  # rewriting an old one does not make it the latest
+    assert store.versions(DECISION_DATE) == versions
+    assert store.latest(DECISION_DATE) == versions[-1]
+    assert store.latest(DECISION_DATE + dt.timedelta(days=1)) is None
+    assert sorted(p.stem for p in (tmp_path / DECISION_DATE.isoformat()).glob("*.parquet")) == sorted(versions)
+
+
+def test_unknown_versions_raise(tmp_path: Path) -> None:
+    with pytest.raises(DecisionError, match="no decision"):
+        DecisionStore(tmp_path).read("0123456789abcdef")
+    with pytest.raises(DecisionError, match="not a decision version"):
+        DecisionStore(tmp_path).read("../../etc/passwd")
+
+
+def test_version_is_a_hash_of_the_canonical_manifest() -> None:
+    a = {"b": 1, "a": [1.5, "x"], "c": {"z": 1, "y": 2}}
+    b = {"c": {"y": 2, "z": 1}, "a": [1.5, "x"], "b": 1}
+    assert version_of(a) == version_of(b)
+    assert version_of(a) != version_of({**a, "b": 2})
+
+
+def test_frame_digest_ignores_row_and_column_order_but_not_values_or_types() -> None:
+    f = pl.DataFrame({"s": ["a", "b", None], "x": [1.0, 2.0, None]})
+    assert frame_digest(f) == frame_digest(f.reverse().select("x", "s"))
+    assert frame_digest(f) != frame_digest(f.with_columns(pl.col("x") + 1e-12))
+    assert frame_digest(f) != frame_digest(f.with_columns(pl.col("x").cast(pl.Float32)))
+    assert frame_digest(f) != frame_digest(f.rename({"x": "y"}))
+
+
+def test_code_version_depends_on_source_bytes_not_on_paths_or_times(tmp_path: Path) -> None:
+    for root in (tmp_path / "one", tmp_path / "two"):
+        for package in ("risk", "decisions"):
+            (root / package).mkdir(parents=True)
+            (root / package / "a.py").write_text(f"X = '{package}'\n")
+    os.utime(tmp_path / "two" / "risk" / "a.py", (0, 0))
+    one, two = code_version(tmp_path / "one"), code_version(tmp_path / "two")
+    assert one == two
+    (tmp_path / "two" / "risk" / "a.py").write_text("X = 'changed'\n")
+    assert code_version.__wrapped__(tmp_path / "two") != one
+    assert len(code_version()) == 16
