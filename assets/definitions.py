@@ -8,10 +8,12 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from assets.defs.decisions.assets import trade_decisions
 from assets.defs.features.dbt import DBT_PROJECT, mem_dbt_daily, mem_dbt_models
 from assets.defs.ingest.assets import raw_bars
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
 from assets.defs.models.signal import decision_memory, signal_model
+from assets.defs.risk.assets import risk_limits
 from assets.partitions import DAILY
 from assets.resources import LakeResource, MarketDataResource
 
@@ -25,6 +27,11 @@ models_job = dg.define_asset_job("models", selection=dg.AssetSelection.groups("m
 # Models refit on a cadence, not on every partition: weekly, Saturday 06:00 UTC (start it in the UI).
 models_schedule = dg.ScheduleDefinition(job=models_job, cron_schedule="0 6 * * 6", execution_timezone="UTC")
 
+# Risk limits and trade decisions for a day (or a backfilled range), after that day's features and models.
+decisions_job = dg.define_asset_job(
+    "decisions", selection=dg.AssetSelection.assets(risk_limits, trade_decisions), partitions_def=DAILY
+)
+
 defs = dg.Definitions(
     assets=[
         raw_bars,
@@ -35,8 +42,10 @@ defs = dg.Definitions(
         slippage_model,
         signal_model,
         decision_memory,
+        risk_limits,
+        trade_decisions,
     ],
-    jobs=[ingest_job, features_job, features_daily_job, models_job],
+    jobs=[ingest_job, features_job, features_daily_job, models_job, decisions_job],
     schedules=[models_schedule],
     resources={
         "lake": LakeResource(),

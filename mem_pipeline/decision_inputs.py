@@ -9,7 +9,6 @@ The returned hashes (model artifacts and the digests of the input frames) feed t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from mem_pipeline.decisions.version import frame_digest
 from mem_pipeline.models.artifacts import artifact_as_of
 from mem_pipeline.models.regime import FittedRegime
 from mem_pipeline.models.signal import FittedSignal
@@ -42,13 +42,6 @@ class DecisionInputs:
     model_hashes: dict[str, str]
     data_versions: dict[str, str]
     skipped: tuple[str, ...]  # symbols with a features row that lacks a required value (warm-up)
-
-
-def frame_digest(frame: pl.DataFrame) -> str:
-    """Short sha256 of a frame's content (column names, types and values in row order)."""
-    digest = hashlib.sha256(str(frame.schema).encode())
-    digest.update(frame.hash_rows(seed=0, seed_1=1, seed_2=2, seed_3=3).to_numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def load_decision_inputs(paths: Paths, day: dt.date) -> DecisionInputs:

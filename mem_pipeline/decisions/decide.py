@@ -60,7 +60,7 @@ def _unique_symbols(frame: pl.DataFrame, where: str) -> None:
         raise DecisionError(f"{where}: one row per symbol expected, duplicated: {dupes[:10]}")
 
 
-def _regime_probabilities(regime: pl.DataFrame | Sequence[float], decision_date: dt.date) -> list[float]:
+def latest_regime_probabilities(regime: pl.DataFrame | Sequence[float], decision_date: dt.date) -> list[float]:
     if not isinstance(regime, pl.DataFrame):
         return [float(p) for p in regime]
     columns = sorted(
@@ -74,7 +74,7 @@ def _regime_probabilities(regime: pl.DataFrame | Sequence[float], decision_date:
     return [float(v) for v in regime.select(columns).row(-1)]
 
 
-def _equity_state(curve: pl.DataFrame | None, decision_date: dt.date, config: RiskConfig) -> DrawdownState:
+def equity_state(curve: pl.DataFrame | None, decision_date: dt.date, config: RiskConfig) -> DrawdownState:
     if curve is None:
         return DrawdownState.from_peak(config.account_equity, config.account_equity, config.kill_drawdown)
     _require(curve, EQUITY_COLUMNS, "equity curve")
@@ -186,9 +186,9 @@ def decide(
     universe = sorted(set(signals["symbol"].cast(pl.String).to_list()) | set(held))
     n = len(universe)
 
-    probabilities = _regime_probabilities(regime_probabilities, decision_date)
+    probabilities = latest_regime_probabilities(regime_probabilities, decision_date)
     multiplier = regime_multiplier(probabilities, risk_config.regime_multipliers)
-    state = _equity_state(equity_curve, decision_date, risk_config)
+    state = equity_state(equity_curve, decision_date, risk_config)
     limits = RiskLimits.for_equity(risk_config, state.equity, kill_switch=state.kill_switch)
 
     feats = _features(features, universe, decision_date)
