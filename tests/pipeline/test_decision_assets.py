@@ -1,0 +1,81 @@
+"""Risk limits and trade decisions through Dagster on the bundled real cross-section (524 stocks, 2009-10)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.defs.decisions.assets import trade_decisions
+from assets.defs.features.dbt import mem_dbt_daily, mem_dbt_models
+from assets.defs.ingest.assets import raw_bars
+from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
+from assets.defs.models.signal import signal_model
+from assets.defs.risk.assets import risk_limits
+from mem_pipeline.decisions.store import DecisionStore
+from mem_pipeline.schemas import ORDER_SCHEMA
+from tests.pipeline.conftest import make_resources
+from tests.pipeline.helpers import check_results, range_tags
+
+START, DAY = dt.date(2009, 8, 21), dt.date(2010, 8, 20)
+MODELS = [regime_model, vol_forecasts, slippage_model, signal_model]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("decisions") / "data"
+    resources = make_resources(data_dir)
+    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(START, DAY)).success
+    assert dg.materialize([mem_dbt_models], resources=resources).success
+    assert dg.materialize([mem_dbt_daily], resources=resources, tags=range_tags(START, DAY)).success
+    config = {"ops": {a.op.name: {"config": {"as_of": DAY.isoformat()}} for a in MODELS if a is not slippage_model}}
+    assert dg.materialize(MODELS, resources=resources, run_config=config).success
+    return data_dir, resources
+
+
+def _decide(resources, day: dt.date = DAY) -> dg.ExecuteInProcessResult:
+    return dg.materialize([risk_limits, trade_decisions], resources=resources, partition_key=day.isoformat())
+
+
+def _version(result: dg.ExecuteInProcessResult) -> str:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["trade_decisions"]]
+    materialization = event.event_specific_data.materialization
+    assert materialization.tags["dagster/data_version"] == materialization.metadata["decision_version"].value
+    return materialization.metadata["decision_version"].value
+
+
+def test_a_decision_is_checked_stored_and_versioned_by_its_inputs(fitted) -> None:
+    data_dir, resources = fitted
+    first = _decide(resources)
+    assert first.success
+    checks = check_results(first)
+    assert set(checks) == {
+        "limits_finite_and_positive",
+        "orders_within_limits",
+        "cvar_within_budget",
+        "finite_sizes",
+        "no_new_risk_when_killed",
+    }
+    assert all(c.passed for c in checks.values())
+    version = _version(first)
+    store = DecisionStore(data_dir / "decisions")
+    assert store.versions(DAY) == [version]
+    orders = store.read_orders(version)
+    assert orders.schema == pl.Schema(ORDER_SCHEMA)
+    assert (orders["decision_version"] == version).all() and (orders["decision_date"] == DAY).all()
+    limits = pl.read_parquet(data_dir / "risk" / DAY.isoformat() / "symbols.parquet")
+    assert set(orders["symbol"]) <= set(limits["symbol"])
+    # The same inputs give the same version and add no file.
+    again = _decide(resources)
+    assert _version(again) == version
+    assert store.versions(DAY) == [version]
+
+
+def test_no_decision_with_a_model_fitted_on_later_data(fitted) -> None:
+    _, resources = fitted
+    result = dg.materialize([risk_limits], resources=resources, partition_key="2010-06-30", raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "fitted on data up to 2010-06-30" in str(failure.event_specific_data.error.cause.message)
