@@ -161,6 +161,7 @@ class _Sender:
 
     def send(self, child: ChildOrder) -> None:
         if not self.stopped_by:
+            self.hook("before_send")
             try:
                 self.gate.ensure_trading_allowed(child.symbol, child.client_id)
             except KillSwitchEngaged:
@@ -171,7 +172,6 @@ class _Sender:
         if self.stopped_by:
             self.pending.append(child.client_id)
             return
-        self.hook("before_send")
         try:
             report = self.broker.submit(child)
         except BrokerRejected as exc:

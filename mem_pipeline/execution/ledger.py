@@ -438,7 +438,7 @@ class Ledger:
                             "from_state": previous.value,
                             "to_state": step.value,
                             "at": now,
-                            "reason": reason,
+                            "reason": f"{reason}: {report.reason}" if report.reason else reason,
                         }
                     )
                     previous = step
