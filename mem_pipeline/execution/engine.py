@@ -32,6 +32,7 @@ import polars as pl
 from mem_pipeline.config import config_from_params
 from mem_pipeline.execution.breaker import BreakerConfig, CircuitBreaker
 from mem_pipeline.execution.brokers.base import Broker
+from mem_pipeline.execution.brokers.ccxt_broker import CcxtBrokerConfig
 from mem_pipeline.execution.brokers.paper import PaperConfig
 from mem_pipeline.execution.errors import BrokerRejected, DuplicateClientOrderId, ExecutionError
 from mem_pipeline.execution.gate import GateConfig, GateRejected, KillSwitchEngaged, PreTradeGate, Rejection
@@ -77,18 +78,20 @@ class ExecutionConfig:
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     paper: PaperConfig = field(default_factory=PaperConfig)
+    ccxt: CcxtBrokerConfig = field(default_factory=CcxtBrokerConfig)
 
     @classmethod
     def from_params(cls, d: Mapping[str, Any] | None) -> ExecutionConfig:
         d = dict(d or {})
         nested = {key: d.pop(key, None) for key in ("gate", "breaker", "schedule", "paper")}
-        d.pop("ccxt", None)  # read by CcxtBrokerConfig.from_params
+        ccxt_params = d.pop("ccxt", None)
         return cls(
             engine=EngineConfig.from_params(d),
             gate=GateConfig.from_params(nested["gate"]),
             breaker=BreakerConfig.from_params(nested["breaker"]),
             schedule=ScheduleConfig.from_params(nested["schedule"]),
             paper=PaperConfig.from_params(nested["paper"]),
+            ccxt=CcxtBrokerConfig.from_params(ccxt_params),
         )
 
 

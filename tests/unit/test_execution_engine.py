@@ -308,3 +308,18 @@ def test_scenarios_really_inject_every_kind_of_fault(tmp_path) -> None:
     assert kinds == {"lost_reply", "timeout", "reject", "partial", "raise", "lookup_timeout"}
     with pytest.raises(BrokerAmbiguous):
         FaultyBroker(paper, FaultRates(lookup_timeout=1.0), seed=0).orders()
+
+
+def test_runtime_from_params_keeps_all_state_under_the_data_folder(tmp_path) -> None:
+    from mem_pipeline.execution.runtime import ExecutionRuntime
+
+    paths = Paths(tmp_path / "data")
+    runtime = ExecutionRuntime.build(paths=paths)
+    result = runtime.run(order_frame("v1", ["A"], quantity=10, n_slices=2))
+    assert result.submitted == 2 and runtime.broker.name == "paper"
+    runtime.close()
+    assert (paths.ledger / "ledger.sqlite").exists()
+    assert (paths.ledger / "paper" / "paper_broker.sqlite").exists()
+    again = ExecutionRuntime.build(paths=paths)  # the next run, another process
+    assert again.run(order_frame("v1", ["A"], quantity=10, n_slices=2)).submitted == 0
+    assert again.ledger.positions().is_empty()
