@@ -35,7 +35,14 @@ from mem_pipeline.execution.brokers.base import Broker
 from mem_pipeline.execution.brokers.ccxt_broker import CcxtBrokerConfig
 from mem_pipeline.execution.brokers.paper import PaperConfig
 from mem_pipeline.execution.errors import BrokerRejected, DuplicateClientOrderId, ExecutionError
-from mem_pipeline.execution.gate import GateConfig, GateRejected, KillSwitchEngaged, PreTradeGate, Rejection
+from mem_pipeline.execution.gate import (
+    Exposure,
+    GateConfig,
+    GateRejected,
+    KillSwitchEngaged,
+    PreTradeGate,
+    Rejection,
+)
 from mem_pipeline.execution.ledger import ChildRecord, Ledger
 from mem_pipeline.execution.orders import ChildOrder, OrderReport, ParentOrder, parents_from_frame
 from mem_pipeline.execution.reconcile import ReconcileReport, reconcile
@@ -272,13 +279,13 @@ def execute(
 
         known = ledger.known_parents(p.parent_id for p in parents)
         fresh = [p for p in parents if p.parent_id not in known]
-        exposure = ledger.exposure()
         prices = dict(last_prices) if last_prices is not None else {p.symbol: p.reference_price for p in parents}
+        exposure = Exposure(ledger.exposure(), prices)
         planned: list[tuple[ParentOrder, list[ChildOrder]]] = []
         rejected: list[tuple[ParentOrder, Rejection]] = []
         for parent in fresh:
             try:
-                approved = gate.check(parent, prices, exposure)
+                approved = gate.check(parent, exposure)
             except GateRejected as exc:
                 log.warning("%s", exc)
                 rejected.append((parent, exc.rejection))

@@ -106,14 +106,9 @@ class PreTradeGate:
         if self._kill_reason is not None:
             raise KillSwitchEngaged(Rejection(order_id, symbol, "kill_switch", 1.0, 0.0, self._kill_reason))
 
-    def check(
-        self,
-        parent: ParentOrder,
-        last_prices: Mapping[str, float],
-        exposure: dict[str, float],
-    ) -> ApprovedOrder:
-        """Approve ``parent`` or raise ``GateRejected``. ``exposure`` maps symbol → signed units after every
-        working order completes; an approved order is added to it, so a batch is checked cumulatively."""
+    def check(self, parent: ParentOrder, exposure: Exposure) -> ApprovedOrder:
+        """Approve ``parent`` or raise ``GateRejected``. An approved order is added to ``exposure``, so a batch
+        is checked cumulatively."""
         self.ensure_trading_allowed(parent.symbol, parent.parent_id)
         c = self.config
         pid, sym = parent.parent_id, parent.symbol
@@ -121,8 +116,8 @@ class PreTradeGate:
         def reject(limit: str, amount: float, threshold: float, detail: str = "") -> GateRejected:
             return GateRejected(Rejection(pid, sym, limit, amount, threshold, detail))
 
-        last = last_prices.get(sym)
-        if last is None or not (math.isfinite(last) and last > 0):
+        last = exposure.prices.get(sym)
+        if last is None or not _usable(last):
             raise reject("last_price", float("nan"), 0.0, "no usable last price for the price band")
         notional = parent.quantity * max(parent.reference_price, last)
         if notional > c.max_order_notional:
@@ -130,16 +125,44 @@ class PreTradeGate:
         deviation = abs(parent.reference_price / last - 1.0)
         if deviation > c.price_band:
             raise reject("price_band", deviation, c.price_band, f"reference {parent.reference_price} vs last {last}")
-        after = exposure.get(sym, 0.0) + parent.signed_quantity
+        after = exposure.units.get(sym, 0.0) + parent.signed_quantity
         position = abs(after) * last
         if position > c.max_position_notional:
             raise reject("max_position_notional", position, c.max_position_notional, f"position {after:+g} units")
-        held = {s: units for s, units in exposure.items() if s != sym and units}
-        unpriced = sorted(s for s in held if not last_prices.get(s))
+        unpriced = sorted(exposure.unpriced - {sym})
         if unpriced:
             raise reject("last_price", float("nan"), 0.0, f"no last price for held symbols {unpriced[:5]}")
-        gross = position + sum(abs(units) * last_prices[s] for s, units in held.items())
+        gross = exposure.gross - exposure.notional(sym) + position
         if gross > c.max_gross_exposure:
             raise reject("max_gross_exposure", gross, c.max_gross_exposure)
-        exposure[sym] = after
+        exposure.add(sym, parent.signed_quantity)
         return ApprovedOrder(parent, last, _TOKEN)
+
+
+def _usable(price: float | None) -> bool:
+    return price is not None and math.isfinite(price) and price > 0
+
+
+class Exposure:
+    """Signed units per symbol once every working order completes, valued at the last prices, with the gross
+    notional kept up to date as a batch is approved (so a batch of n orders is checked in O(n))."""
+
+    def __init__(self, units: Mapping[str, float], last_prices: Mapping[str, float]) -> None:
+        self.units = {s: float(u) for s, u in units.items() if u}
+        self.prices = dict(last_prices)
+        self.unpriced = {s for s in self.units if not _usable(self.prices.get(s))}
+        self.gross = sum(self.notional(s) for s in self.units)
+
+    def notional(self, symbol: str) -> float:
+        if symbol in self.unpriced or symbol not in self.units:
+            return 0.0
+        return abs(self.units[symbol]) * self.prices[symbol]
+
+    def add(self, symbol: str, delta: float) -> None:
+        self.gross -= self.notional(symbol)
+        self.units[symbol] = self.units.get(symbol, 0.0) + delta
+        if _usable(self.prices.get(symbol)):
+            self.unpriced.discard(symbol)
+        else:
+            self.unpriced.add(symbol)
+        self.gross += self.notional(symbol)

@@ -171,22 +171,10 @@ class ChildRecord:
 
 
 def _record(row: Any) -> ChildRecord:
-    m = row._mapping
+    """A ``child_orders`` row (all columns, table order) as a ``ChildRecord``."""
+    (cid, pid, j, symbol, side, qty, ref, day, cost, state, filled, avg, boid, adopted, *_) = tuple(row)
     return ChildRecord(
-        client_id=m["client_id"],
-        parent_id=m["parent_id"],
-        slice_index=m["slice_index"],
-        symbol=m["symbol"],
-        side=Side(m["side"]),
-        quantity=m["quantity"],
-        reference_price=m["reference_price"],
-        decision_date=m["decision_date"],
-        expected_cost_bps=m["expected_cost_bps"],
-        state=OrderState(m["state"]),
-        filled_quantity=m["filled_quantity"],
-        average_price=m["average_price"],
-        broker_order_id=m["broker_order_id"],
-        adopted=bool(m["adopted"]),
+        cid, pid, j, symbol, Side(side), qty, ref, day, cost, OrderState(state), filled, avg, boid, bool(adopted)
     )
 
 

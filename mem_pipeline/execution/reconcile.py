@@ -80,7 +80,8 @@ def reconcile(ledger: Ledger, broker: Broker) -> ReconcileReport:
             log.error("reconcile: %s is %s in the ledger but unknown to the broker", record.client_id, record.state)
     result = ledger.apply_reports(reports, "reconcile") if reports else None
 
-    candidates = [cid for cid in listing if cid not in {r.client_id for r in live} and is_mem_client_id(cid)]
+    live_ids = {r.client_id for r in live}
+    candidates = [cid for cid in listing if cid not in live_ids and is_mem_client_id(cid)]
     in_ledger = ledger.known_children(candidates)
     foreign = [listing[cid] for cid in candidates if cid not in in_ledger]  # other prefixes: never touched
     conflicts = list(result.conflicts) if result else []

@@ -9,7 +9,14 @@ from execution_support import order_frame
 
 from mem_pipeline.execution.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from mem_pipeline.execution.errors import ExecutionError
-from mem_pipeline.execution.gate import ApprovedOrder, GateConfig, GateRejected, KillSwitchEngaged, PreTradeGate
+from mem_pipeline.execution.gate import (
+    ApprovedOrder,
+    Exposure,
+    GateConfig,
+    GateRejected,
+    KillSwitchEngaged,
+    PreTradeGate,
+)
 from mem_pipeline.execution.orders import parents_from_frame
 
 GATE = GateConfig(max_order_notional=750, price_band=0.05, max_position_notional=750, max_gross_exposure=3000)
@@ -21,7 +28,7 @@ def parent(symbol: str = "AAA", quantity: float = 10, side: str = "buy", price: 
 
 def rejection(order, prices: dict, exposure: dict | None = None, config: GateConfig = GATE):
     with pytest.raises(GateRejected) as info:
-        PreTradeGate(config).check(order, prices, dict(exposure or {}))
+        PreTradeGate(config).check(order, Exposure(exposure or {}, prices))
     return info.value
 
 
@@ -43,20 +50,22 @@ def test_position_limit_counts_existing_and_working_exposure() -> None:
     r = rejection(parent(quantity=10), {"AAA": 10.0}, {"AAA": 70.0}).rejection
     assert (r.limit, r.amount, r.threshold) == ("max_position_notional", 800.0, 750.0)
     # A sell that reduces the position passes.
-    PreTradeGate(GATE).check(parent(quantity=10, side="sell"), {"AAA": 10.0}, {"AAA": 70.0})
+    PreTradeGate(GATE).check(parent(quantity=10, side="sell"), Exposure({"AAA": 70.0}, {"AAA": 10.0}))
 
 
 def test_gross_exposure_is_cumulative_within_a_batch() -> None:
     gate = PreTradeGate(GATE)
-    exposure = {"B": 70.0, "C": -70.0, "D": 70.0}  # 2100 gross at 10
-    prices = {s: 10.0 for s in "ABCDE"}
-    approved = gate.check(parent("A", 50), prices, exposure)  # 2600
-    assert isinstance(approved, ApprovedOrder) and exposure["A"] == 50.0
+    exposure = Exposure({"B": 70.0, "C": -70.0, "D": 70.0}, {s: 10.0 for s in "ABCDE"})  # 2100 gross at 10
+    approved = gate.check(parent("A", 50), exposure)  # 2600
+    assert isinstance(approved, ApprovedOrder) and exposure.units["A"] == 50.0 and exposure.gross == 2600.0
     with pytest.raises(GateRejected) as info:
-        gate.check(parent("E", 50), prices, exposure)  # 3100
+        gate.check(parent("E", 50), exposure)  # 3100
     r = info.value.rejection
     assert (r.limit, r.amount, r.threshold) == ("max_gross_exposure", 3100.0, 3000.0)
-    assert "E" not in exposure  # a rejected order adds nothing
+    assert "E" not in exposure.units  # a rejected order adds nothing
+    held_unpriced = Exposure({"Z": 5.0}, {"A": 10.0})
+    assert rejection(parent("A", 5), {"A": 10.0}, {"Z": 5.0}).rejection.limit == "last_price"
+    assert held_unpriced.unpriced == {"Z"}
 
 
 def test_kill_switch_stops_everything_and_is_visible() -> None:
@@ -64,9 +73,9 @@ def test_kill_switch_stops_everything_and_is_visible() -> None:
     gate.engage_kill_switch("drawdown")
     assert gate.kill_switch_engaged
     with pytest.raises(KillSwitchEngaged, match="kill_switch"):
-        gate.check(parent(), {"AAA": 10.0}, {})
+        gate.check(parent(), Exposure({}, {"AAA": 10.0}))
     gate.release_kill_switch()
-    gate.check(parent(), {"AAA": 10.0}, {})
+    gate.check(parent(), Exposure({}, {"AAA": 10.0}))
     assert PreTradeGate(GateConfig(kill_switch=True)).kill_switch_engaged
 
 

@@ -67,7 +67,7 @@ class PaperConfig:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
-    client_id TEXT PRIMARY KEY, broker_order_id TEXT NOT NULL, seq INTEGER NOT NULL, symbol TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY, client_id TEXT NOT NULL UNIQUE, symbol TEXT NOT NULL,
     side TEXT NOT NULL, quantity REAL NOT NULL, reference_price REAL, decision_date TEXT NOT NULL,
     state TEXT NOT NULL, filled REAL NOT NULL DEFAULT 0, average_price REAL, last_bar TEXT,
     bars_seen INTEGER NOT NULL DEFAULT 0);
@@ -104,37 +104,20 @@ class PaperBroker:
     def submit(self, order: ChildOrder) -> OrderReport:
         if not (math.isfinite(order.quantity) and order.quantity > 0):
             raise BrokerRejected(f"paper: order {order.client_id} has quantity {order.quantity}")
-        db = self._db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            if db.execute("SELECT 1 FROM orders WHERE client_id = ?", (order.client_id,)).fetchone():
-                db.execute(
-                    "INSERT INTO counters VALUES ('duplicate_attempts', 1) "
-                    "ON CONFLICT(name) DO UPDATE SET value = value + 1"
-                )
-                db.execute("COMMIT")
-                raise DuplicateClientOrderId(f"paper: client order id {order.client_id} already exists")
-            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM orders").fetchone()[0]
-            db.execute(
-                "INSERT INTO orders (client_id, broker_order_id, seq, symbol, side, quantity, reference_price, "
-                "decision_date, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    order.client_id,
-                    f"paper-{seq}",
-                    seq,
-                    order.symbol,
-                    order.side.value,
-                    order.quantity,
-                    order.reference_price,
-                    order.decision_date.isoformat(),
-                    OrderState.ACKNOWLEDGED.value,
-                ),
+        # One statement, one autocommitted transaction: the order is durable before the reply.
+        cursor = self._db.execute(
+            "INSERT INTO orders (client_id, symbol, side, quantity, reference_price, decision_date, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(client_id) DO NOTHING",
+            (order.client_id, order.symbol, order.side.value, order.quantity, order.reference_price,
+             order.decision_date.isoformat(), OrderState.ACKNOWLEDGED.value),
+        )  # fmt: skip
+        if cursor.rowcount == 0:
+            self._db.execute(
+                "INSERT INTO counters VALUES ('duplicate_attempts', 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1"
             )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+            raise DuplicateClientOrderId(f"paper: client order id {order.client_id} already exists")
+        seq = cursor.lastrowid
         return OrderReport(
             order.client_id, f"paper-{seq}", order.symbol, order.side, order.quantity, OrderState.ACKNOWLEDGED
         )
@@ -322,7 +305,7 @@ class PaperBroker:
         return OrderReport(cid, boid, symbol, Side(side), qty, OrderState(state), filled, avg, tuple(order_fills))
 
 
-_COLUMNS = "client_id, broker_order_id, symbol, side, quantity, state, filled, average_price"
+_COLUMNS = "client_id, 'paper-' || seq, symbol, side, quantity, state, filled, average_price"
 
 
 def _with_stats(bars: pl.DataFrame, config: PaperConfig) -> pl.DataFrame:
