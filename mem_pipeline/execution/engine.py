@@ -20,6 +20,7 @@ steps. Wall-clock phases are measured with ``time.perf_counter`` and returned (`
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -63,7 +64,7 @@ class EngineConfig:
     ledger_url: str = ""  # empty: SQLite under data/ledger
     flush_every: int = 200
     retries: int = 2
-    lock_ttl_seconds: float = 600.0
+    lock_ttl_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         if self.broker not in BROKERS:
@@ -153,10 +154,18 @@ class _Sender:
     """Sends children, books replies in batches, resolves doubts by lookup; the only path to the broker."""
 
     def __init__(
-        self, ledger: Ledger, broker: Broker, gate: PreTradeGate, breaker: CircuitBreaker, hook: CrashHook, flush: int
+        self,
+        ledger: Ledger,
+        broker: Broker,
+        gate: PreTradeGate,
+        breaker: CircuitBreaker,
+        hook: CrashHook,
+        flush: int,
+        keep_lock: Callable[[], None],
     ) -> None:
         self.ledger, self.broker, self.gate, self.breaker, self.hook = ledger, broker, gate, breaker, hook
         self.flush_every = flush
+        self.keep_lock = keep_lock
         self.buffer: list[OrderReport] = []
         self.submitted = self.recovered = self.rejected = 0
         self.absent: list[ChildOrder] = []
@@ -233,6 +242,7 @@ class _Sender:
             self.ledger.apply_reports(self.buffer, "broker reply")
             self.buffer = []
             self.hook("flushed")
+            self.keep_lock()  # raises LedgerBusy if another executor took over: stop sending
 
 
 def _rejected(child: ChildOrder, reason: str) -> OrderReport:
@@ -258,7 +268,7 @@ def execute(
     batched: bool = True,
     crash_hook: CrashHook | None = None,
     lock_owner: str | None = None,
-    lock_ttl_seconds: float = 600.0,
+    lock_ttl_seconds: float = 120.0,
 ) -> ExecutionResult:
     """Execute the parent orders of ``orders`` (``ORDER_SCHEMA``; one or more decision versions).
 
@@ -306,7 +316,8 @@ def execute(
         t_write = time.perf_counter()
         hook("planned")
 
-        sender = _Sender(ledger, broker, gate, breaker, hook, flush_every if batched else 1)
+        keep = functools.partial(ledger.refresh_lock, owner, lock_ttl_seconds)
+        sender = _Sender(ledger, broker, gate, breaker, hook, flush_every if batched else 1, keep)
         resend = [r.to_child() for r in rec.absent]
         sender.send_all(resend)
         resent = sender.submitted

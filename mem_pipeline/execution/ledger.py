@@ -237,22 +237,37 @@ class Ledger:
     # -- run lock -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, owner: str, ttl_seconds: float = 600.0, name: str = "execute") -> Iterator[None]:
+    def lock(self, owner: str, ttl_seconds: float = 120.0, name: str = "execute") -> Iterator[None]:
         """Hold the ledger's run lock: two executors (e.g. a sensor tick and a retry) never interleave.
-        A lock past its ``expires_at`` (its holder died) is taken over."""
+
+        The holder extends it with ``refresh_lock`` while it works; a lock past its ``expires_at`` (its holder
+        died without releasing it) is taken over."""
         now = self._now()
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(locks).where(locks.c.name == name)).first()
-            if row is not None and row.owner != owner and row.expires_at > now:
-                raise LedgerBusy(f"ledger lock {name!r} is held by {row.owner!r} until {row.expires_at}Z")
-            conn.execute(sa.delete(locks).where(locks.c.name == name))
-            expires = now + dt.timedelta(seconds=ttl_seconds)
-            conn.execute(sa.insert(locks).values(name=name, owner=owner, expires_at=expires))
+        try:
+            with self.engine.begin() as conn:
+                row = conn.execute(sa.select(locks).where(locks.c.name == name)).first()
+                if row is not None and row.owner != owner and row.expires_at > now:
+                    raise LedgerBusy(f"ledger lock {name!r} is held by {row.owner!r} until {row.expires_at}Z")
+                conn.execute(sa.delete(locks).where(locks.c.name == name))
+                expires = now + dt.timedelta(seconds=ttl_seconds)
+                conn.execute(sa.insert(locks).values(name=name, owner=owner, expires_at=expires))
+        except sa.exc.IntegrityError as exc:  # another executor inserted it between our read and write
+            raise LedgerBusy(f"ledger lock {name!r} was taken by another executor") from exc
         try:
             yield
         finally:
             with self.engine.begin() as conn:
                 conn.execute(sa.delete(locks).where((locks.c.name == name) & (locks.c.owner == owner)))
+
+    def refresh_lock(self, owner: str, ttl_seconds: float = 120.0, name: str = "execute") -> None:
+        """Extend the lock ``owner`` holds; ``LedgerBusy`` if it lost it (expired and taken over): stop sending."""
+        expires = self._now() + dt.timedelta(seconds=ttl_seconds)
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                locks.update().where((locks.c.name == name) & (locks.c.owner == owner)).values(expires_at=expires)
+            )
+        if done.rowcount != 1:
+            raise LedgerBusy(f"ledger lock {name!r} is no longer held by {owner!r}; stopping")
 
     # -- parents and children -------------------------------------------------------------------
 

@@ -162,6 +162,29 @@ def test_a_second_executor_is_refused_while_the_lock_is_held(tmp_path) -> None:
     assert run(order_frame("v1", ["A"]), ledger, paper, lock_owner="run-2").submitted == 3
 
 
+def test_a_dead_executors_lock_is_taken_over_after_its_ttl_and_a_usurped_run_stops(tmp_path) -> None:
+    now = [dt.datetime(2024, 1, 2, 9, tzinfo=dt.UTC)]
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    dead = Ledger.open(url, clock=lambda: now[0])
+    holder = dead.lock("dead-run", ttl_seconds=120)
+    holder.__enter__()  # acquired, never released: the process died
+    ledger, paper = Ledger.open(url, clock=lambda: now[0]), PaperBroker(tmp_path / "paper")
+    frame = order_frame("v1", ["A"], quantity=4, n_slices=4)
+    with pytest.raises(LedgerBusy):
+        run(frame, ledger, paper, lock_owner="next-run")
+    now[0] += dt.timedelta(seconds=121)
+    assert run(frame, ledger, paper, lock_owner="next-run").submitted == 4
+
+    def usurp(step: str) -> None:  # another executor takes the lock while this one works
+        if step == "flushed":
+            with ledger.engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE locks SET owner = 'other'")
+
+    with pytest.raises(LedgerBusy, match="no longer held"):
+        run(order_frame("v2", ["A"], quantity=4, n_slices=4), ledger, paper, flush_every=1, crash_hook=usurp)
+    assert len(paper.client_ids()) == 5  # it stopped after the first reply of v2
+
+
 def test_paper_fills_flow_into_ledger_positions_and_slippage_training_data(tmp_path) -> None:
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     paper = PaperBroker(tmp_path / "paper", PaperConfig(participation_cap=0.02))
