@@ -44,7 +44,7 @@ from mem_pipeline.execution.gate import (
     PreTradeGate,
     Rejection,
 )
-from mem_pipeline.execution.ledger import ChildRecord, Ledger
+from mem_pipeline.execution.ledger import Ledger
 from mem_pipeline.execution.orders import ChildOrder, OrderReport, ParentOrder, parents_from_frame
 from mem_pipeline.execution.reconcile import ReconcileReport, reconcile
 from mem_pipeline.execution.schedules import CostModel, MarketStats, ScheduleConfig, plan_children
@@ -359,12 +359,3 @@ def execute(
     )
     log.info("execute: %s", result.summary())
     return result
-
-
-def children_of(ledger: Ledger, result: ExecutionResult) -> list[ChildRecord]:
-    """The ledger's children of the parents of ``result``'s decision versions (for reports)."""
-    parents = ledger.parents_frame()
-    if parents.is_empty():
-        return []
-    ids = parents.filter(pl.col("decision_version").is_in(list(result.decision_versions)))["parent_id"].to_list()
-    return ledger.children(parent_ids=ids)

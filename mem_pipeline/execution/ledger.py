@@ -15,15 +15,16 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
 
-from mem_pipeline.execution.errors import ExecutionError, IllegalTransition, LedgerBusy
+from mem_pipeline.execution.errors import ExecutionError, LedgerBusy
 from mem_pipeline.execution.gate import Rejection
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport, ParentOrder
 from mem_pipeline.execution.states import TERMINAL, OrderState, Side, path, transition
@@ -34,6 +35,8 @@ from mem_pipeline.schemas import POSITION_SCHEMA
 log = logging.getLogger(__name__)
 
 LEDGER_FILE = "ledger.sqlite"
+#: A ledger URL with credentials (PostgreSQL) belongs in the environment, not in params.yaml.
+LEDGER_URL_ENV = "MEM_LEDGER_URL"
 LIVE: frozenset[OrderState] = frozenset(OrderState) - TERMINAL
 _CHUNK = 500  # bound parameters per IN (...) query
 
@@ -202,8 +205,9 @@ class Ledger:
         clock: Callable[[], dt.datetime] = _utc_now,
         busy_timeout_ms: int = 10_000,
     ) -> Ledger:
-        """Connect (empty ``url``: SQLite under ``paths.ledger``) and create the tables if missing."""
-        url = url or default_url(paths)
+        """Connect and create the tables if missing. ``url`` empty: ``$MEM_LEDGER_URL``, else SQLite under
+        ``paths.ledger``."""
+        url = url or os.environ.get(LEDGER_URL_ENV) or default_url(paths)
         engine = sa.create_engine(url)
         if engine.dialect.name == "sqlite":
             database = engine.url.database
@@ -600,8 +604,6 @@ class Ledger:
 def _replace_state(
     record: ChildRecord, state: OrderState, filled: float | None = None, average: float | None = None
 ) -> ChildRecord:
-    from dataclasses import replace
-
     changes: dict[str, Any] = {"state": state}
     if filled is not None:
         changes.update(filled_quantity=filled, average_price=average)
@@ -726,6 +728,3 @@ def _fill_row(f: Fill, record: ChildRecord, now: dt.datetime) -> dict[str, Any]:
         "participation": f.participation,
         "recorded_at": now,
     }
-
-
-__all__ = ["LEDGER_FILE", "LIVE", "ApplyResult", "ChildRecord", "IllegalTransition", "Ledger", "default_url"]

@@ -66,6 +66,19 @@ def test_default_ledger_url_lives_under_the_data_folder(tmp_path) -> None:
     assert Ledger.open(paths=Paths(tmp_path / "data")).children() == []
 
 
+def test_ledger_url_from_the_environment_and_never_shown_with_its_password(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MEM_LEDGER_URL", f"sqlite:///{tmp_path / 'env.sqlite'}")
+    Ledger.open(paths=Paths(tmp_path / "data")).record_plan([])
+    assert (tmp_path / "env.sqlite").exists() and not (tmp_path / "data" / "ledger" / "ledger.sqlite").exists()
+    import types
+
+    import sqlalchemy as sa
+
+    engine = types.SimpleNamespace(url=sa.engine.make_url("postgresql://mem:hunter2@db/ledger"))
+    shown = repr(Ledger(engine))  # type: ignore[arg-type]
+    assert "hunter2" not in shown and "db/ledger" in shown
+
+
 def test_lost_reply_is_recovered_by_lookup_never_resent(tmp_path) -> None:
     ledger, paper = world(tmp_path)
     faulty = FaultyBroker(paper, FaultRates(lost_reply=1.0), seed=0)

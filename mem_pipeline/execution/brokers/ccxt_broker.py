@@ -121,10 +121,8 @@ class CcxtBroker:
                 param = _FETCH_PARAM.get(self.config.exchange, "clientOrderId")
                 try:
                     return self._report(exchange.fetch_order("", symbol, {param: client_id}), client_id)
-                except ccxt.OrderNotFound:
-                    pass  # not proof everywhere: some exchanges only find open orders this way
-                except (ccxt.NotSupported, ccxt.ArgumentsRequired, ccxt.BadRequest):
-                    pass
+                except (ccxt.InvalidOrder, ccxt.NotSupported, ccxt.ArgumentsRequired, ccxt.BadRequest):
+                    pass  # OrderNotFound (an InvalidOrder) is no proof everywhere: search the listings
             for raw in self._listing(symbol):
                 if _client_id(raw) == client_id:
                     return self._report(raw, client_id)
