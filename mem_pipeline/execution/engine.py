@@ -64,13 +64,14 @@ class EngineConfig:
     ledger_url: str = ""  # empty: SQLite under data/ledger
     flush_every: int = 200
     retries: int = 2
+    retry_delay_seconds: float = 0.0
     lock_ttl_seconds: float = 120.0
 
     def __post_init__(self) -> None:
         if self.broker not in BROKERS:
             raise ExecutionError(f"execution.broker must be one of {list(BROKERS)}, got {self.broker!r}")
-        if self.flush_every < 1 or self.retries < 0:
-            raise ExecutionError("execution needs flush_every >= 1 and retries >= 0")
+        if self.flush_every < 1 or self.retries < 0 or self.retry_delay_seconds < 0:
+            raise ExecutionError("execution needs flush_every >= 1, retries >= 0 and retry_delay_seconds >= 0")
 
     @classmethod
     def from_params(cls, d: dict[str, Any] | None) -> EngineConfig:
@@ -213,24 +214,43 @@ class _Sender:
         self.last_accept = time.perf_counter()
         self._book(report)
 
+    def retry(self, child: ChildOrder) -> None:
+        """Send an order proven absent earlier, after looking it up once more."""
+        try:
+            found = self.broker.lookup(child.client_id, child.symbol)
+        except Exception as exc:  # noqa: BLE001
+            self._unresolved(child, exc)
+            return
+        if found is None:
+            self.send(child)
+        else:
+            self._recovered(found)
+
     def _resolve(self, child: ChildOrder) -> None:
         try:
             found = self.broker.lookup(child.client_id, child.symbol)
         except Exception as exc:  # noqa: BLE001
-            self.breaker.record_failure()
-            log.warning("lookup %s: %s; left for the next reconciliation", child.client_id, type(exc).__name__)
-            self.flush()
-            record = self.ledger.child(child.client_id)
-            if record is not None and record.state is OrderState.NEW:
-                self.ledger.set_state(child.client_id, OrderState.SUBMITTED, "sent, outcome unknown")
-            self.unresolved.append(child.client_id)
+            self._unresolved(child, exc)
             return
         if found is None:
             self.absent.append(child)
-            return
+        else:
+            self._recovered(found)
+
+    def _recovered(self, found: OrderReport) -> None:
         self.recovered += 1
         self.last_accept = time.perf_counter()
         self._book(found)
+
+    def _unresolved(self, child: ChildOrder, exc: Exception) -> None:
+        """The lookup failed: mark the order ``submitted`` (it may be at the broker) for the next reconciliation."""
+        self.breaker.record_failure()
+        log.warning("lookup %s: %s; left for the next reconciliation", child.client_id, type(exc).__name__)
+        self.flush()
+        record = self.ledger.child(child.client_id)
+        if record is not None and record.state is OrderState.NEW:
+            self.ledger.set_state(child.client_id, OrderState.SUBMITTED, "sent, outcome unknown")
+        self.unresolved.append(child.client_id)
 
     def _book(self, report: OrderReport) -> None:
         self.buffer.append(report)
@@ -265,6 +285,8 @@ def execute(
     profile: Sequence[float] | None = None,
     flush_every: int = 200,
     retries: int = 2,
+    retry_delay_seconds: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
     batched: bool = True,
     crash_hook: CrashHook | None = None,
     lock_owner: str | None = None,
@@ -275,7 +297,10 @@ def execute(
     ``last_prices`` (symbol → last traded price) feed the gate's price band and exposure; they default to
     the orders' reference prices, which makes the band check vacuous — pass the latest bars' closes.
     ``market`` (symbol → ADV, vol, spread) and ``cost_model`` (the slippage model's ``predict``) give each
-    slice its expected cost. ``batched=False`` writes one transaction per parent and per reply (the
+    slice its expected cost. Orders proven absent after a failed send are sent again up to ``retries`` times,
+    each pass after ``retry_delay_seconds`` and a fresh lookup (for a real exchange set the delay above its
+    request timeout: a request still in flight must land before its absence is trusted).
+    ``batched=False`` writes one transaction per parent and per reply (the
     benchmark's baseline). Idempotent: run twice on the same frame, the second run sends nothing.
     """
     t0 = time.perf_counter()
@@ -326,8 +351,11 @@ def execute(
         for _ in range(retries):
             if not sender.absent or sender.stopped_by:
                 break
+            if retry_delay_seconds > 0:
+                sleep(retry_delay_seconds)  # a request still in flight must land before absence is trusted
             again, sender.absent = sender.absent, []
-            sender.send_all(again)
+            for child in again:
+                sender.retry(child)
         sender.flush()
         t_send = time.perf_counter()
 

@@ -66,6 +66,7 @@ class ExecutionRuntime:
         e = self.config.engine
         kw.setdefault("flush_every", e.flush_every)
         kw.setdefault("retries", e.retries)
+        kw.setdefault("retry_delay_seconds", e.retry_delay_seconds)
         kw.setdefault("lock_ttl_seconds", e.lock_ttl_seconds)
         kw.setdefault("schedule", self.config.schedule)
         return execute(orders, self.ledger, self.broker, self.gate, self.breaker, last_prices=last_prices, **kw)

@@ -105,6 +105,46 @@ def test_timeouts_open_the_breaker_then_a_later_run_sends_the_rest(tmp_path) -> 
     assert breaker.state is BreakerState.CLOSED and len(paper.client_ids()) == 10
 
 
+class InFlight:
+    """A broker whose first request times out but reaches the exchange later (while the engine waits)."""
+
+    name = "in-flight"
+
+    def __init__(self, inner: PaperBroker) -> None:
+        self.inner, self.late, self.first = inner, [], True
+
+    def submit(self, order: ChildOrder):
+        if self.first:
+            self.first = False
+            self.late.append(order)
+            raise BrokerAmbiguous("timed out")
+        return self.inner.submit(order)
+
+    def land(self, _seconds: float) -> None:
+        for order in self.late:
+            self.inner.submit(order)
+        self.late = []
+
+    def lookup(self, client_id: str, symbol: str):
+        return self.inner.lookup(client_id, symbol)
+
+    def orders(self, symbols=None):
+        return self.inner.orders(symbols)
+
+    def cancel(self, client_id: str, symbol: str):
+        return self.inner.cancel(client_id, symbol)
+
+
+def test_a_request_landing_late_is_found_by_the_lookup_before_a_resend(tmp_path) -> None:
+    ledger, paper = world(tmp_path)
+    broker = InFlight(paper)
+    frame = order_frame("v1", ["A"], quantity=2, n_slices=2)
+    result = run(frame, ledger, broker, retry_delay_seconds=5.0, sleep=broker.land)
+    assert (result.submitted, result.recovered, result.pending) == (1, 1, ())
+    assert paper.duplicate_attempts == 0 and len(paper.client_ids()) == 2
+    assert {c.state for c in ledger.children()} == {OrderState.ACKNOWLEDGED}
+
+
 def test_unresolved_lookup_marks_the_order_submitted_and_the_next_start_resolves_it(tmp_path) -> None:
     ledger, paper = world(tmp_path)
     faulty = FaultyBroker(paper, FaultRates(lost_reply=1.0, lookup_timeout=1.0), seed=0)
