@@ -399,3 +399,42 @@ def test_runtime_from_params_keeps_all_state_under_the_data_folder(tmp_path) -> 
     again = ExecutionRuntime.build(paths=paths)  # the next run, another process
     assert again.run(order_frame("v1", ["A"], quantity=10, n_slices=2)).submitted == 0
     assert again.ledger.positions().is_empty()
+
+
+def test_the_loop_closes_paper_fills_train_the_slippage_model_that_prices_the_next_slices(tmp_path) -> None:
+    from mem_pipeline.execution.schedules import MarketStats
+    from mem_pipeline.models.slippage import SlippageConfig, fit_slippage
+
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    paper = PaperBroker(tmp_path / "paper", PaperConfig(participation_cap=0.01, max_bars=8, seed=5))
+    symbols = [f"S{i:02d}" for i in range(30)]
+    rng = random.Random(0)
+    frame = order_frame(
+        "v1", symbols, quantity=[rng.randint(100, 400) for _ in symbols], side=["buy", "sell"] * 15, n_slices=4
+    )
+    run(frame, ledger, paper)
+    paper.on_bars(bars(symbols, start=DECISION_DATE - dt.timedelta(days=30), n_days=40, volume=1000.0))
+    reconcile(ledger, paper)
+    training = ledger.fills_for_training()
+    assert training.height >= 400 and training[DATE].n_unique() >= 4
+
+    fitted = fit_slippage(training, SlippageConfig(n_estimators=20, min_child_samples=20, quantiles=(0.9,)))
+    stats = MarketStats(adv=1000.0, sigma=0.01, spread_bps=10.0)
+    children = execute(
+        order_frame("v2", ["S00"], quantity=40, n_slices=4),
+        ledger,
+        paper,
+        PreTradeGate(LOOSE),
+        CircuitBreaker(),
+        last_prices={s: 10.0 for s in symbols},  # every held symbol needs a price for the exposure limit
+        market={"S00": stats},
+        cost_model=fitted.predict,
+    )
+    assert children.submitted == 4
+    planned = [c for c in ledger.children() if c.client_id in {client_order_id("v2", "S00", j) for j in range(4)}]
+    assert len(planned) == 4
+    # Priced by the model trained on paper fills; the paper market's true expected cost of a 10-unit slice
+    # (Q/ADV = 0.01, sigma 1%, spread 10 bps) is 5 + 0.5 * 0.01 * 0.01^0.6 * 1e4 = 8.15 bps.
+    truth = 5.0 + 0.5 * 0.01 * 0.01**0.6 * 1e4
+    for c in planned:
+        assert c.expected_cost_bps == pytest.approx(truth, abs=1.5), c.expected_cost_bps
