@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from mem_pipeline.execution.errors import ExecutionError, LedgerBusy
+from mem_pipeline.execution.errors import ExecutionError, IllegalTransition, LedgerBusy
 from mem_pipeline.execution.gate import Rejection
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport, ParentOrder
 from mem_pipeline.execution.states import TERMINAL, OrderState, Side, path, transition
@@ -436,7 +436,13 @@ class Ledger:
                 if target is OrderState.PARTIALLY_FILLED and record.state is OrderState.PARTIALLY_FILLED and not new:
                     steps: list[OrderState] = []
                 else:
-                    steps = path(record.state, target, report.client_id)
+                    try:
+                        steps = path(record.state, target, report.client_id)
+                    except IllegalTransition:  # a stale broker view (e.g. acknowledged after a fill): keep ours
+                        conflicts.append(report.client_id)
+                        log.warning("order %s: broker reports %s after %s; ledger kept", report.client_id, target,
+                                    record.state)  # fmt: skip
+                        continue
                 previous = record.state
                 for step in steps:
                     log_rows.append(

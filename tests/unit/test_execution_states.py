@@ -129,6 +129,17 @@ def test_ledger_books_cumulative_broker_fills_as_increments_and_moves_positions(
         rows = conn.exec_driver_sql("SELECT quantity, price FROM fills ORDER BY quantity").all()
     assert rows == [(4.0, 100.0), (6.0, pytest.approx(105.0))]
     assert ledger.positions().rows() == [("AAA", -10.0)]
+    stale = ledger.apply_reports([report(S.ACKNOWLEDGED, 0.0, None)], "stale poll")  # refused, not raised
+    assert stale.conflicts == (child.client_id,) and ledger.child(child.client_id).state is S.FILLED
+    ledger.record_plan(_planned("v2", ["AAA"], quantity=10, n_slices=1))
+    (other,) = ledger.children(parent_ids=[parent_order_id("v2", "AAA")])
+    fill = Fill("f1", other.client_id, 2.0, 100.0)
+    ledger.apply_reports(
+        [OrderReport(other.client_id, "B2", "AAA", Side.BUY, 10.0, S.PARTIALLY_FILLED, fills=(fill,))], "x"
+    )
+    late = OrderReport(other.client_id, "B2", "AAA", Side.BUY, 10.0, S.ACKNOWLEDGED)  # older news than ours
+    assert ledger.apply_reports([late], "stale poll").conflicts == (other.client_id,)
+    assert ledger.child(other.client_id).state is S.PARTIALLY_FILLED
     assert ledger.positions().schema == pl.Schema(POSITION_SCHEMA)
     chain = ledger.transitions_frame(child.client_id).select("from_state", "to_state").rows()
     assert chain == [
