@@ -2,7 +2,8 @@
 
 Checks, in order: kill switch, max order notional, price band (the order's reference price against the
 last traded price: a fat-finger guard), per-symbol position limit and gross exposure limit, both in
-notional at the last price after every working order and this one complete. A rejection names the limit,
+notional at the last price after every working order and this one complete; in ``reduce_only`` mode an
+order that would grow a position or flip it past zero is refused. A rejection names the limit,
 the amount and the threshold.
 
 Not bypassable: the engine sends only children of an ``ApprovedOrder``, and an ``ApprovedOrder`` can only
@@ -33,7 +34,8 @@ class GateConfig:
     price_band: float = 0.05  # |reference / last - 1| allowed
     max_position_notional: float = 750.0
     max_gross_exposure: float = 3000.0
-    kill_switch: bool = False
+    kill_switch: bool = False  # nothing is sent at all (an operator's emergency stop)
+    reduce_only: bool = False  # only orders that shrink |position| pass (the risk module's drawdown kill switch)
 
     def __post_init__(self) -> None:
         for name in ("max_order_notional", "price_band", "max_position_notional", "max_gross_exposure"):
@@ -125,7 +127,12 @@ class PreTradeGate:
         deviation = abs(parent.reference_price / last - 1.0)
         if deviation > c.price_band:
             raise reject("price_band", deviation, c.price_band, f"reference {parent.reference_price} vs last {last}")
-        after = exposure.units.get(sym, 0.0) + parent.signed_quantity
+        before = exposure.units.get(sym, 0.0)
+        after = before + parent.signed_quantity
+        if c.reduce_only and abs(after) > abs(before):
+            raise reject("reduce_only", abs(after), abs(before), "units; only orders that reduce a position pass")
+        if c.reduce_only and before * after < 0:
+            raise reject("reduce_only", after, 0.0, f"units; would flip the position {before:+g} past zero")
         position = abs(after) * last
         if position > c.max_position_notional:
             raise reject("max_position_notional", position, c.max_position_notional, f"position {after:+g} units")

@@ -79,6 +79,17 @@ def test_kill_switch_stops_everything_and_is_visible() -> None:
     assert PreTradeGate(GateConfig(kill_switch=True)).kill_switch_engaged
 
 
+def test_reduce_only_lets_positions_shrink_but_not_grow_or_flip() -> None:
+    config = GateConfig(reduce_only=True)
+    PreTradeGate(config).check(parent(quantity=30, side="sell"), Exposure({"AAA": 50.0}, {"AAA": 10.0}))
+    r = rejection(parent(quantity=10), {"AAA": 10.0}, {"AAA": 50.0}, config).rejection
+    assert (r.limit, r.amount, r.threshold) == ("reduce_only", 60.0, 50.0)
+    flip = rejection(parent(quantity=70, side="sell"), {"AAA": 10.0}, {"AAA": 50.0}, config).rejection
+    assert (flip.limit, flip.amount, flip.threshold) == ("reduce_only", -20.0, 0.0)
+    assert "flip" in flip.message
+    assert rejection(parent(quantity=1), {"AAA": 10.0}, {}, config).rejection.limit == "reduce_only"
+
+
 def test_approved_orders_cannot_be_built_outside_the_gate() -> None:
     with pytest.raises(ExecutionError, match="only be created by PreTradeGate"):
         ApprovedOrder(parent(), 10.0)
