@@ -1,0 +1,1 @@
+"""Brokers behind one protocol (``base.Broker``): ``PaperBroker`` (default) and ``CcxtBroker``."""
