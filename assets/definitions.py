@@ -9,6 +9,8 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from assets.defs.decisions.assets import trade_decisions
+from assets.defs.execution.assets import executed_orders, order_fills
+from assets.defs.execution.sensors import execute_orders_job, new_decisions
 from assets.defs.features.dbt import DBT_PROJECT, mem_dbt_daily, mem_dbt_models
 from assets.defs.ingest.assets import raw_bars
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
@@ -32,6 +34,9 @@ decisions_job = dg.define_asset_job(
     "decisions", selection=dg.AssetSelection.assets(risk_limits, trade_decisions), partitions_def=DAILY
 )
 
+# Broker fills booked into the ledger for a day (paper: simulated against that day's bars).
+fills_job = dg.define_asset_job("fills", selection=dg.AssetSelection.assets(order_fills), partitions_def=DAILY)
+
 defs = dg.Definitions(
     assets=[
         raw_bars,
@@ -44,8 +49,11 @@ defs = dg.Definitions(
         decision_memory,
         risk_limits,
         trade_decisions,
+        executed_orders,
+        order_fills,
     ],
-    jobs=[ingest_job, features_job, features_daily_job, models_job, decisions_job],
+    jobs=[ingest_job, features_job, features_daily_job, models_job, decisions_job, execute_orders_job, fills_job],
+    sensors=[new_decisions],
     schedules=[models_schedule],
     resources={
         "lake": LakeResource(),

@@ -1,0 +1,161 @@
+"""Execution: ``executed_orders`` submits one decision version's orders exactly once; ``order_fills`` books
+the broker's fills (the paper broker fills open orders against each new day's bars).
+
+Exactly once comes from the ledger, not from Dagster (which delivers at least once): client order ids are
+deterministic per (decision version, symbol, slice) and written before sending; a rerun of the same version
+reconciles with the broker and sends nothing new. Broker credentials come only from the environment
+(``MEM_CCXT_API_KEY``/``MEM_CCXT_SECRET``); the ledger URL may come from ``MEM_LEDGER_URL``.
+"""
+
+import datetime as dt
+
+import dagster as dg
+import polars as pl
+
+from assets.defs.decisions.assets import trade_decisions
+from assets.metadata import check, markdown_table
+from assets.partitions import DAILY
+from assets.resources import LakeResource, MarketDataResource
+from mem_pipeline import lake as lake_io
+from mem_pipeline.decisions.store import DecisionStore
+from mem_pipeline.execution.reconcile import reconcile
+from mem_pipeline.execution.runtime import ExecutionRuntime
+from mem_pipeline.execution.schedules import MarketStats
+from mem_pipeline.models.artifacts import artifact_as_of
+from mem_pipeline.models.slippage import FittedSlippage
+from mem_pipeline.paths import Paths
+from mem_pipeline.warehouse import read_relation
+
+LEDGER_POOL = "execution_ledger"  # one executor at a time per ledger
+HISTORY_DAYS = 45  # calendar days of bars the paper broker sees for ADV and vol (20 trading days needed)
+
+
+class ExecuteConfig(dg.Config):
+    """``decision_version``: the version to execute (the sensor sets it); empty: the partition's latest."""
+
+    decision_version: str = ""
+
+
+def _day(context: dg.AssetExecutionContext) -> dt.date:
+    return DAILY.time_window_for_partition_key(context.partition_key).start.date()
+
+
+def _market(paths: Paths, day: dt.date, symbols: list[str]) -> tuple[dict[str, float], dict[str, MarketStats]]:
+    """Last closes (the gate's price band) and ADV / vol / spread per symbol (slice costs), from day's features."""
+    rows = read_relation(
+        paths, "fct_features_daily", ["symbol", "trade_date", "close", "dollar_volume_20d", "rv_20d", "spread_est"], day
+    ).filter(pl.col("symbol").is_in(symbols))
+    latest = rows.sort("trade_date").group_by("symbol").last()
+    prices = dict(zip(latest["symbol"], latest["close"], strict=True))
+    stats = {
+        r["symbol"]: MarketStats(
+            adv=r["dollar_volume_20d"] / r["close"], sigma=r["rv_20d"], spread_bps=r["spread_est"] * 1e4
+        )
+        for r in latest.drop_nulls().iter_rows(named=True)
+        if r["close"] > 0 and r["dollar_volume_20d"] > 0 and r["rv_20d"] > 0
+    }
+    return prices, stats
+
+
+@dg.asset(
+    group_name="execution",
+    kinds={"sqlalchemy"},
+    partitions_def=DAILY,
+    deps=[trade_decisions],
+    pool=LEDGER_POOL,
+    check_specs=[
+        dg.AssetCheckSpec("ledger_matches_broker", asset="executed_orders", blocking=True),
+        dg.AssetCheckSpec("no_duplicate_client_ids", asset="executed_orders", blocking=True),
+    ],
+    description="The decision's orders through the pre-trade gate to the broker, recorded in the ledger first.",
+)
+def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, lake: LakeResource):
+    paths = lake.paths()
+    day = _day(context)
+    store = DecisionStore(paths.decisions)
+    version = config.decision_version or store.latest(day)
+    if version is None:
+        raise dg.Failure(f"no stored trade decision for {day}: materialize trade_decisions for it first")
+    orders = store.read_orders(version)
+    if orders.height and (orders["decision_date"] != day).any():
+        raise dg.Failure(f"decision {version} is not for partition {day}")
+    runtime = ExecutionRuntime.build(paths=paths)
+    try:
+        held = runtime.ledger.positions()["symbol"].to_list()
+        prices, stats = _market(paths, day, sorted(set(orders["symbol"].to_list()) | set(held)))
+        slippage = FittedSlippage.load(artifact_as_of(paths.models, "slippage", day)[0])
+        result = runtime.run(
+            orders,
+            last_prices=prices,
+            market=stats,
+            cost_model=lambda frame: slippage.predict(frame)["expected_cost_bps"],
+        )
+        after = reconcile(runtime.ledger, runtime.broker)
+        children = runtime.ledger.orders_frame()
+        parents = runtime.ledger.parents_frame()
+    finally:
+        runtime.close()
+    mine = children.head(0)
+    if children.height:
+        ours = parents.filter(pl.col("decision_version") == version).select("parent_id")
+        mine = children.join(ours, on="parent_id", how="semi")
+    mismatches = len(after.missing_at_broker) + len(after.conflicts) + len(after.unresolved)
+    yield check("ledger_matches_broker", mismatches == 0, float(mismatches), 0.0, **after.summary())
+    duplicates = children.height - children["client_id"].n_unique() if children.height else 0
+    yield check("no_duplicate_client_ids", duplicates == 0, float(duplicates), 0.0)
+    summary = result.summary()
+    yield dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
+        metadata={
+            "decision_version": version,
+            "parents": orders.height,
+            "submitted": summary["submitted"],
+            "gate_rejections": len(summary["gate_rejections"]),
+            "latency_s": summary["latency_s"],
+            "summary": dg.MetadataValue.json(summary),
+            "child_orders": dg.MetadataValue.md(
+                markdown_table(mine.select("client_id", "symbol", "side", "quantity", "state"), 15)
+                if mine.height
+                else "none"
+            ),
+        },
+    )
+
+
+@dg.asset(
+    group_name="execution",
+    kinds={"sqlalchemy"},
+    partitions_def=DAILY,
+    deps=[
+        dg.AssetKey("raw_bars"),
+        dg.AssetDep(executed_orders, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
+    ],
+    pool=LEDGER_POOL,
+    check_specs=[dg.AssetCheckSpec("fills_booked_in_ledger", asset="order_fills", blocking=True)],
+    description="Broker fills booked into the ledger; the paper broker fills open orders against the day's bars.",
+)
+def order_fills(context: dg.AssetExecutionContext, lake: LakeResource, market: MarketDataResource):
+    paths = lake.paths()
+    day = _day(context)
+    runtime = ExecutionRuntime.build(paths=paths)
+    try:
+        filled = 0
+        on_bars = getattr(runtime.broker, "on_bars", None)
+        if on_bars is not None:  # the paper broker simulates; a real exchange fills on its own
+            start = day - dt.timedelta(days=HISTORY_DAYS)
+            filled = on_bars(lake_io.read_bars(paths.bars(market.source), start, day))
+        report = reconcile(runtime.ledger, runtime.broker)
+        fills = runtime.ledger.fills_for_training()
+        positions = runtime.ledger.positions()
+    finally:
+        runtime.close()
+    unbooked = len(report.unresolved) + len(report.conflicts)
+    yield check("fills_booked_in_ledger", unbooked == 0, float(unbooked), 0.0, **report.summary())
+    yield dg.MaterializeResult(
+        metadata={
+            "broker_fills_today": filled,
+            "fills_booked": report.new_fills,
+            "ledger_fills_total": fills.height,
+            "positions": dg.MetadataValue.md(markdown_table(positions, 15) if positions.height else "flat"),
+        },
+    )

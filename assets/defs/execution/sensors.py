@@ -1,0 +1,52 @@
+"""``new_decisions``: requests ``execute_orders`` once per new decision version.
+
+The decision store appends one line per new version to ``data/decisions/index.jsonl``; the sensor's cursor is
+the number of lines it has read. Each new version becomes a run request with ``run_key`` = the version (Dagster
+drops a request whose run key already ran, so a repeated tick requests nothing), partition = its date, and the
+version in run config. When a tick sees several new versions of one date, only the last is executed: an older
+version of the same day is superseded before it was sent. Default: stopped; start it in the UI (Automation).
+"""
+
+import json
+
+import dagster as dg
+
+from assets.defs.execution.assets import executed_orders
+from assets.partitions import DAILY
+from assets.resources import LakeResource
+from mem_pipeline.decisions.store import INDEX
+
+execute_orders_job = dg.define_asset_job(
+    "execute_orders", selection=dg.AssetSelection.assets(executed_orders), partitions_def=DAILY
+)
+
+
+def _read_index(lake: LakeResource) -> list[dict]:
+    path = lake.paths().decisions / INDEX
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@dg.sensor(
+    job=execute_orders_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Executes each new trade-decision version exactly once (run_key = version).",
+)
+def new_decisions(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+    seen = json.loads(context.cursor)["lines"] if context.cursor else 0
+    entries = _read_index(lake)
+    latest: dict[str, str] = {}
+    for entry in entries[seen:]:
+        latest[entry["date"]] = entry["version"]  # later lines supersede earlier ones of the same date
+    requests = [
+        dg.RunRequest(
+            run_key=version,
+            partition_key=date,
+            run_config={"ops": {"executed_orders": {"config": {"decision_version": version}}}},
+            tags={"mem/decision_version": version},
+        )
+        for date, version in sorted(latest.items())
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps({"lines": len(entries)}))
