@@ -5,9 +5,10 @@ Usage: python -m bench.bench_decisions [--symbols 500] [--repeats 5]
 Inputs: a seeded one-factor market (``tests.decision_inputs``): 500 symbols x 260 trading days of returns
 and one-step vol forecasts, features, calibrated signals, positions in 30% of the symbols, an equity curve
 and the regime probabilities. ``decide`` is timed end to end — input checks, FHS scenarios, Ledoit–Wolf
-covariance, per-symbol and portfolio CVaR, Kelly, regime multiplier, caps, budget, lots, costs,
-schedules, version hash — with two cost models: the square-root law (a stub) and a real LightGBM slippage
-model fitted beforehand on simulated fills (fitting not timed).
+covariance, per-symbol and portfolio CVaR, Kelly, regime multiplier, caps, budget, lots and the
+largest-remainder lot top-up, costs, schedules, version hash — with two cost models: the square-root
+law (a stub) and a real LightGBM slippage model fitted beforehand on simulated fills (fitting not
+timed); and once with ``risk.lot_top_up: false`` (plain rounding toward zero), the cost of the top-up.
 
 Baseline, in the same process: ``decide`` with every CVaR — the portfolio's and each symbol's, long and
 short — solved as Rockafellar & Uryasev's linear program (scipy HiGHS), the textbook way, one LP per
@@ -27,6 +28,7 @@ from scipy.optimize import linprog
 from bench.harness import Timing, median_time, report
 from mem_pipeline.decisions import decide, run_checks
 from mem_pipeline.models.slippage import SlippageConfig, fit_slippage
+from mem_pipeline.risk import RiskConfig
 from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market, simulate_fills
 from tests.decision_inputs import DECISION_DATE, make_inputs, sqrt_cost_model
 
@@ -68,9 +70,11 @@ def main() -> None:
     slippage = fitted_slippage_model()
     results = {}
 
-    def run(cost_model) -> None:
-        results["decision"] = decide(DECISION_DATE, cost_model=cost_model, **inputs)
+    def run(cost_model, **kwargs) -> None:
+        results["decision"] = decide(DECISION_DATE, cost_model=cost_model, **inputs, **kwargs)
 
+    no_top_up = median_time(lambda: run(sqrt_cost_model, risk_config=RiskConfig(lot_top_up=False)), args.repeats)
+    plain = results["decision"].report
     stub = median_time(lambda: run(sqrt_cost_model), repeats=args.repeats)
     stub_decision = results["decision"]
     real = median_time(lambda: run(slippage.predict), repeats=args.repeats)
@@ -88,15 +92,17 @@ def main() -> None:
     assert all(c.passed for c in run_checks(decision).values())
     r = decision.report
     notes = (
-        f"{args.symbols} symbols x {r['n_scenarios']} days; {r['n_orders']} orders; "
-        f"CVaR {r['portfolio_cvar']:.2f} / budget {r['cvar_budget']:.2f}; target < 2 s"
+        f"{args.symbols} symbols x {r['n_scenarios']} days; {r['n_orders']} orders, {r['lot_top_ups']} top-up lots; "
+        f"gross {r['gross_exposure']:.0f}; CVaR {r['portfolio_cvar']:.2f} / budget {r['cvar_budget']:.2f}; target < 2 s"
     )
+    plain_notes = f"{plain['n_orders']} orders; gross {plain['gross_exposure']:.0f}"
     report(
         f"Trade decisions, {args.symbols} symbols (decide end to end)",
         [
             Timing(BASELINE, lp, min(args.repeats, 3)),
             Timing("decide, square-root cost stub", stub, args.repeats, notes),
             Timing("decide, fitted LightGBM slippage model", real, args.repeats),
+            Timing("decide, square-root cost stub, lot top-up off", no_top_up, args.repeats, plain_notes),
         ],
         baseline=BASELINE,
     )

@@ -2,7 +2,7 @@
 
 Sizing per symbol: ``raw = kelly_fraction x f*(p_up, payoff_ratio) x regime multiplier x equity``
 (``mem_pipeline.risk.kelly``), then ``mem_pipeline.risk.limits.constrain_book`` (kill switch, caps, CVaR
-budget, lots). Orders are ``target - current``; each gets its expected cost from the cost model and a
+budget, lots, lot top-up). Orders are ``target - current``; each gets its expected cost from the cost model and a
 schedule (``mem_pipeline.decisions.schedule``).
 
 Universe: symbols with a signal plus symbols held. A held symbol without a signal, and a symbol with
@@ -218,7 +218,7 @@ def decide(
         ~has_signal, "no_signal", np.where(~enough_history, "no_history", np.where(regime_bound, "regime", "kelly"))
     ).astype(object)
 
-    sizing = constrain_book(raw, current, prices, lots, risk_model, limits, labels)
+    sizing = constrain_book(raw, current, prices, lots, risk_model, limits, labels, top_up=risk_config.lot_top_up)
     target = sizing.target_units
     delta = target - current
     quantity = np.round(np.abs(delta) / lots) * lots
@@ -341,6 +341,8 @@ def decide(
         "traded_notional": float((quantity * prices).sum()),
         "expected_cost": float((costs * quantity[idx] * prices[idx]).sum() / BPS) if idx.size else 0.0,
         "rounding_repairs": sizing.repairs,
+        "lot_top_ups": sizing.top_up_lots,
+        "lot_top_up_refused": sizing.top_up_refused,
         "binding_counts": {
             k: int(v) for k, v in zip(*np.unique(sizing.binding.astype(str), return_counts=True), strict=True)
         }

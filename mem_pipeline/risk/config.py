@@ -40,6 +40,7 @@ class RiskConfig:
     regime_multipliers: tuple[float, ...] = (1.0, 0.5)  # regime 0 = calm; one per regime
     kill_drawdown: float = 0.10
     lot_size: float = 1.0
+    lot_top_up: bool = True  # after rounding toward zero, hand whole lots back while every limit holds
 
     def __post_init__(self) -> None:
         if not 0 < self.kelly_fraction <= 1:

@@ -56,7 +56,15 @@ def test_nan_and_off_lot_sizes_fail() -> None:
     decision = _decision()
     nan = dataclasses.replace(decision, orders=decision.orders.with_columns(pl.col("notional") * float("nan")))
     assert check_finite_sizes(nan).actual == decision.orders.height
-    off_lot = _bump_first_order(decision, 1.5)
+    # half a lot more on the first order (a factor like 1.5 would land on a lot again for an even quantity)
+    off_lot = dataclasses.replace(
+        decision,
+        orders=decision.orders.with_columns(
+            pl.when(pl.int_range(pl.len()) == 0)
+            .then(pl.col("quantity") + 0.5 * pl.col("lot_size"))
+            .otherwise(pl.col("quantity"))
+        ),
+    )
     assert not check_finite_sizes(off_lot).passed
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mem_pipeline.decisions import DecisionConfig, DecisionError, Order, decide, run_checks
@@ -148,47 +148,121 @@ def test_the_volatile_regime_shrinks_the_book_continuously() -> None:
     np.testing.assert_allclose(sizes[2], 0.5 * sizes[0])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.integers(0, 10_000),
-    n=st.integers(1, 25),
-    symbol_cap=st.floats(5.0, 2_000.0),
-    gross=st.floats(5.0, 10_000.0),
-    net=st.floats(0.0, 5_000.0),
-    budget=st.sampled_from([1e-4, 0.002, 0.02]),
-    drawdown=st.sampled_from([0.0, 0.2]),
-    lot=st.sampled_from([0.01, 1.0, 5.0]),
-)
-def test_decisions_never_exceed_a_limit(
-    seed: int, n: int, symbol_cap: float, gross: float, net: float, budget: float, drawdown: float, lot: float
-) -> None:
-    config = RiskConfig(
-        max_symbol_exposure=symbol_cap,
-        max_gross_exposure=gross,
-        max_net_exposure=net,
-        cvar_budget=budget,
-        kelly_fraction=1.0,
-        lot_size=lot,
+def test_decisions_never_exceed_a_limit() -> None:
+    # The two explicit examples run on every test run and hand out top-up lots (the second under the kill
+    # switch); the count at the end makes sure the random ones reach the top-up too.
+    seen = {"examples": 0, "topped_up": 0}
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        seed=st.integers(0, 10_000),
+        n=st.integers(1, 25),
+        symbol_cap=st.floats(5.0, 2_000.0),
+        gross=st.floats(5.0, 10_000.0),
+        net=st.floats(0.0, 5_000.0),
+        budget=st.sampled_from([1e-4, 0.002, 0.02]),
+        drawdown=st.sampled_from([0.0, 0.2]),
+        lot=st.sampled_from([0.01, 1.0, 5.0]),
     )
-    inputs = make_inputs(n_symbols=n, seed=seed, drawdown=drawdown, held_share=0.0)
-    held = make_inputs(n_symbols=n, seed=seed + 1)["positions"]
-    inputs["positions"] = held.with_columns((pl.col("quantity") / lot).round() * lot)
-    decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=config, **inputs)
-    checks = run_checks(decision)
-    assert all(c.passed for c in checks.values()), checks
-    notional = decision.targets["target_notional"].to_numpy()
-    limits = decision.limits
-    assert np.abs(notional).max() <= limits.symbol_cap * (1 + 1e-9)
-    assert np.abs(notional).sum() <= limits.gross_cap * (1 + 1e-9)
-    assert abs(notional.sum()) <= limits.net_cap * (1 + 1e-9) + 1e-9
-    q = decision.orders["quantity"].to_numpy()
-    assert np.isfinite(q).all() and (q > 0).all()
-    np.testing.assert_allclose(q / lot, np.round(q / lot), atol=1e-9)
+    @example(seed=1, n=20, symbol_cap=500.0, gross=3_000.0, net=1_000.0, budget=0.02, drawdown=0.0, lot=1.0)
+    @example(seed=0, n=20, symbol_cap=500.0, gross=500.0, net=5_000.0, budget=0.02, drawdown=0.2, lot=1.0)
+    def check(
+        seed: int, n: int, symbol_cap: float, gross: float, net: float, budget: float, drawdown: float, lot: float
+    ) -> None:
+        config = RiskConfig(
+            max_symbol_exposure=symbol_cap,
+            max_gross_exposure=gross,
+            max_net_exposure=net,
+            cvar_budget=budget,
+            kelly_fraction=1.0,
+            lot_size=lot,
+        )
+        inputs = make_inputs(n_symbols=n, seed=seed, drawdown=drawdown, held_share=0.0)
+        held = make_inputs(n_symbols=n, seed=seed + 1)["positions"]
+        inputs["positions"] = held.with_columns((pl.col("quantity") / lot).round() * lot)
+        decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=config, **inputs)
+        checks = run_checks(decision)
+        assert all(c.passed for c in checks.values()), checks
+        notional = decision.targets["target_notional"].to_numpy()
+        limits = decision.limits
+        assert np.abs(notional).max() <= limits.symbol_cap * (1 + 1e-9)
+        assert np.abs(notional).sum() <= limits.gross_cap * (1 + 1e-9)
+        assert abs(notional.sum()) <= limits.net_cap * (1 + 1e-9) + 1e-9
+        if limits.kill_switch:
+            t = decision.targets
+            assert not increases_risk(t["target_position"].to_numpy(), t["current_position"].to_numpy()).any()
+        q = decision.orders["quantity"].to_numpy()
+        assert np.isfinite(q).all() and (q > 0).all()
+        np.testing.assert_allclose(q / lot, np.round(q / lot), atol=1e-9)
+        seen["examples"] += 1
+        seen["topped_up"] += decision.report["lot_top_ups"] > 0
+
+    check()
+    assert seen["topped_up"] >= 2, seen
+
+
+def _cheap_and_expensive(n: int = 300, seed: int = 21) -> dict:
+    """``n`` symbols, half at $10-20 and half at $300-500, all with the same p_up (a base rate) and no
+    positions: with the default caps every target is a few currency units, under one share."""
+    inputs = make_inputs(n_symbols=n, seed=seed, held_share=0.0)
+    rng = np.random.default_rng(seed)
+    cheap = rng.uniform(10.0, 20.0, n // 2)
+    close = np.concatenate([cheap, rng.uniform(300.0, 500.0, n - n // 2)])
+    inputs["features"] = inputs["features"].with_columns(pl.Series("close", close))
+    inputs["signals"] = inputs["signals"].with_columns(pl.lit(0.53).alias("p_up"), pl.lit(1.0).alias("payoff_ratio"))
+    inputs["regime_probabilities"] = [1.0, 0.0]
+    inputs["equity_curve"] = None
+    return inputs
+
+
+def test_many_small_targets_no_longer_give_an_empty_book() -> None:
+    inputs = _cheap_and_expensive()
+    # Without the top-up: 300 x 0.25 x Kelly(0.53) x 10,000 = 45,000 long, cut to the 1,500 net cap, is 5.0
+    # per symbol — below one share of every one of them, so rounding toward zero leaves nothing.
+    off = decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=RiskConfig(lot_top_up=False), **inputs)
+    assert off.orders.height == 0 and off.report["gross_exposure"] == 0.0
+    assert set(off.targets["binding_limit"]) == {"lot_size"}
+    np.testing.assert_allclose(off.targets["raw_notional"], 150.0)
+
+    decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+    assert all(check.passed for check in run_checks(decision).values())
+    orders, limits = decision.orders, decision.limits
+    # Equal targets: the remainder of a symbol is 5 / price lots, so the cheapest stocks come first, one
+    # share each, until the next share would cross the net cap (the CVaR, ~2% of the book, is far below
+    # the budget of 200): exactly the cheapest k with a running sum of prices <= 1,500.
+    prices = inputs["features"]["close"].to_numpy()
+    order = np.argsort(prices, kind="stable")
+    k = int(np.searchsorted(np.cumsum(prices[order]), limits.net_cap, side="right"))
+    symbols = inputs["features"]["symbol"].to_numpy()
+    assert sorted(orders["symbol"].to_list()) == sorted(symbols[order[:k]].tolist())
+    assert 75 <= k <= 150 and (orders["quantity"] == 1.0).all() and (orders["side"] == "buy").all()
+    assert orders["reference_price"].max() <= 20.0  # no $300+ share for a 5.0 target while cheaper ones wait
+    net = float(orders["notional"].sum())
+    assert limits.net_cap - prices[order[k]] < net <= limits.net_cap
+    assert decision.report["lot_top_ups"] == k and decision.report["portfolio_cvar"] < limits.cvar_budget
+    assert decision.report["lot_top_up_refused"] == {"net_cap": 300 - k}
+    assert set(orders["binding_limit"]) == {"net_cap"}  # the limit that set the un-rounded target
+
+
+def test_the_top_up_is_deterministic() -> None:
+    inputs = _cheap_and_expensive(n=120, seed=22)
+    a = decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+    b = decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+    assert a.report["lot_top_ups"] > 0
+    assert a.version == b.version and a.orders.equals(b.orders) and a.targets.equals(b.targets)
+    # Rows in another order are the same inputs: same version, same lots to the same symbols.
+    shuffled = {**inputs, "signals": inputs["signals"].reverse(), "features": inputs["features"].reverse()}
+    c = decide(DECISION_DATE, cost_model=sqrt_cost_model, **shuffled)
+    assert c.version == a.version and c.orders.equals(a.orders)
+    # Switching it off is a different parameter set, so a different version.
+    off = decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=RiskConfig(lot_top_up=False), **inputs)
+    assert off.version != a.version
 
 
 def test_the_same_inputs_give_the_same_version_and_orders() -> None:
     a = _decide(n_symbols=15, seed=10)
     b = _decide(n_symbols=15, seed=10)
+    assert a.report["lot_top_ups"] > 0  # the top-up is part of what must be reproducible
     assert a.version == b.version and len(a.version) == 16
     assert a.orders.equals(b.orders) and a.targets.equals(b.targets) and a.report == b.report
     # row order of an input is not content
