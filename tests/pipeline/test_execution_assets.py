@@ -1,0 +1,135 @@
+"""Decision → sensor → execute_orders → fills through Dagster on the synthetic market: exactly once.
+
+Dagster delivers at least once (a repeated tick, a retried run); the ledger and the broker make it exactly once.
+Fake broker credentials sit in the environment the whole time and must appear in no record or file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from assets.defs.decisions.assets import trade_decisions
+from assets.defs.execution.assets import executed_orders, order_fills
+from assets.defs.execution.sensors import new_decisions
+from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
+from assets.defs.models.signal import signal_model
+from assets.defs.risk.assets import risk_limits
+from assets.resources import LakeResource, MarketDataResource
+from mem_pipeline.decisions.store import DecisionStore
+from mem_pipeline.execution.ledger import Ledger
+from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
+from tests.dbt.harness import write_lake
+from tests.dbt.runner import dbt
+
+DAY, NEXT = dt.date(2018, 12, 20), dt.date(2018, 12, 21)
+FAKE = {"MEM_CCXT_API_KEY": "mem-fake-api-key-7f3a9c", "MEM_CCXT_SECRET": "mem-fake-secret-e41b02"}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    saved = {k: os.environ.get(k) for k in FAKE}
+    os.environ.update(FAKE)
+    data_dir = tmp_path_factory.mktemp("execution") / "data"
+    write_lake(data_dir, "synthetic", generate_market(SyntheticConfig.from_params_file()).bars())
+    dbt(data_dir, "run", dbt_vars={"source": "synthetic"})
+    resources = {"lake": LakeResource(data_dir=str(data_dir)), "market": MarketDataResource(source="synthetic")}
+    fitted = (regime_model, vol_forecasts, signal_model)
+    config = {"ops": {a.op.name: {"config": {"as_of": DAY.isoformat()}} for a in fitted}}
+    assert dg.materialize([*fitted, slippage_model], resources=resources, run_config=config).success
+    instance = dg.DagsterInstance.ephemeral()
+    yield data_dir, resources, instance
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _decide(resources, instance, day: dt.date) -> str:
+    result = dg.materialize(
+        [risk_limits, trade_decisions], resources=resources, partition_key=day.isoformat(), instance=instance
+    )
+    assert result.success
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.path == ["trade_decisions"]]
+    return event.event_specific_data.materialization.metadata["decision_version"].value
+
+
+def _execute(resources, instance, request: dg.RunRequest) -> dict:
+    result = dg.materialize(
+        [executed_orders],
+        resources=resources,
+        partition_key=request.partition_key,
+        run_config=request.run_config,
+        instance=instance,
+        tags={"dagster/run_key": request.run_key},
+    )
+    assert result.success
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+    [event] = result.get_asset_materialization_events()
+    return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+
+
+def _ledger_children(data_dir: Path) -> pl.DataFrame:
+    ledger = Ledger.open(None, paths=LakeResource(data_dir=str(data_dir)).paths())
+    try:
+        return ledger.orders_frame()
+    finally:
+        ledger.close()
+
+
+def test_each_decision_version_is_sent_exactly_once_then_filled(setup) -> None:
+    data_dir, resources, instance = setup
+    version = _decide(resources, instance, DAY)
+    orders = DecisionStore(data_dir / "decisions").read_orders(version)
+    assert orders.height > 0
+
+    tick = new_decisions(dg.build_sensor_context(instance=instance, resources=resources))
+    [request] = tick.run_requests
+    assert (request.run_key, request.partition_key) == (version, DAY.isoformat())
+    # The next tick, with the cursor, requests nothing; re-deciding the same inputs adds no version.
+    assert _decide(resources, instance, DAY) == version
+    again = new_decisions(dg.build_sensor_context(instance=instance, resources=resources, cursor=tick.cursor))
+    assert again.run_requests == []
+    assert json.loads(again.cursor) == json.loads(tick.cursor)
+
+    first = _execute(resources, instance, request)
+    assert first["parents"] == orders.height and first["submitted"] > 0
+    children = _ledger_children(data_dir)
+    assert children["client_id"].is_unique().all()
+    # A retried run of the same version sends nothing new.
+    retry = _execute(resources, instance, request)
+    assert retry["submitted"] == 0
+    assert _ledger_children(data_dir).height == children.height
+
+    # The next day's bars fill the paper orders; the next decision starts from the ledger's positions.
+    fills = dg.materialize([order_fills], resources=resources, partition_key=NEXT.isoformat(), instance=instance)
+    assert fills.success
+    booked = fills.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert booked["ledger_fills_total"].value > 0
+    next_version = _decide(resources, instance, NEXT)
+    next_orders = DecisionStore(data_dir / "decisions").read_orders(next_version)
+    held = set(orders["symbol"])
+    assert (next_orders.filter(pl.col("symbol").is_in(held))["current_position"] != 0).any()
+
+
+def test_no_credential_reaches_records_metadata_or_files(setup) -> None:
+    data_dir, resources, instance = setup
+    leaks = []
+    for record in instance.get_event_records(dg.EventRecordsFilter(event_type=dg.DagsterEventType.STEP_SUCCESS)):
+        leaks += [v for v in FAKE.values() if v in str(record.event_log_entry)]
+    for run in instance.get_runs():
+        for entry in instance.all_logs(run.run_id):
+            leaks += [v for v in FAKE.values() if v in entry.to_json()]
+    for path in Path(data_dir).rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            leaks += [f"{path}: {v}" for v in FAKE.values() if v.encode() in data]
+    assert instance.get_runs(), "the other test should have left runs to scan"
+    assert leaks == []
