@@ -1,4 +1,12 @@
-"""``make demo``: materialize every asset over the configured source's whole calendar, then summarize.
+"""``make demo``: the whole path on the configured source, then a summary.
+
+1. ingest and features over the source's whole calendar (one backfill run each);
+2. models refitted as of the *decision day*: five trading days before the last day on which the source's
+   full cross-section trades (on the bundled data: 2010-08-13, inside the 524-stock year), so that the
+   paper broker has later bars to fill against;
+3. risk limits and the trade decision for that day, the ``new_decisions`` sensor's tick, one
+   ``execute_orders`` run per requested decision version (``run_key`` = version), then ``fills`` for the
+   following days.
 
 Runs go through the project's Dagster instance (``DAGSTER_HOME``), so they appear in the UI's run
 history with their checks and metadata exactly as scheduled runs would.
@@ -6,13 +14,19 @@ history with their checks and metadata exactly as scheduled runs would.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 
+from assets.defs.execution.sensors import new_decisions
 from assets.instance import ensure_dagster_home
 from assets.partitions import DAILY
+from assets.resources import LakeResource
 from assets.run import run_job
 from mem_pipeline import lake
+from mem_pipeline.decisions.store import DecisionStore
+from mem_pipeline.execution.ledger import Ledger
 from mem_pipeline.models.artifacts import read_json
 from mem_pipeline.paths import Paths
 from mem_pipeline.quarantine import read_rejected
@@ -28,10 +42,21 @@ def main() -> None:
     t_ingest = run_job("ingest", instance)
     t_features = run_job("features", instance)
     t_features += run_job("features_daily", instance)  # the incremental marts, the whole calendar in one run
-    t_models = run_job("models", instance)
-
     paths = Paths.from_env()
     bars = lake.read_bars(paths.bars(source))
+    day, later = decision_day(bars)
+    as_of = {"ops": {n: {"config": {"as_of": day}} for n in ("regime_model", "vol_forecasts", "signal_model")}}
+    t_models = run_job("models", instance, run_config=as_of)
+    t_decide = run_job("decisions", instance, day, day)
+    tick = new_decisions(dg.build_sensor_context(instance=instance, resources={"lake": LakeResource()}))
+    t_execute = sum(
+        run_job(
+            "execute_orders", instance, r.partition_key, r.partition_key, r.run_config, {"dagster/run_key": r.run_key}
+        )
+        for r in tick.run_requests
+    )
+    t_fills = sum(run_job("fills", instance, key, key) for key in later)
+
     rejected = read_rejected(paths.quarantine / source)
     print(
         f"\nraw_bars          {bars.height:>9,} rows, {bars['symbol'].n_unique()} symbols, "
@@ -52,15 +77,43 @@ def main() -> None:
             rows = con.execute(f'select count(*) from "{name}"').fetchone()[0]  # names come from the catalog
             print(f"  {name:<19} {rows:>9,} rows ({kind.lower()})")
     print(f"\nmodels: {t_models:.1f}s")
-    for name in ("regime", "volatility", "slippage"):
+    for name in ("regime", "volatility", "slippage", "signal"):
         pointer = paths.models / name / "current.json"
         if pointer.exists():
             artifact = pointer.parent / read_json(pointer)["artifact"]
             print(f"  {name:<19} {artifact}")
-    sample = bars.filter(pl.col("symbol") == "^GSPC").sort("date").tail(1)
-    if sample.height:
-        print(f"\nlast ^GSPC bar: {sample.select('date', 'open', 'high', 'low', 'close').row(0)}")
+    store = DecisionStore(paths.decisions)
+    version = store.latest(dt.date.fromisoformat(day))
+    orders = store.read_orders(version) if version else pl.DataFrame()
+    print(f"\ndecision {day}: version {version}, {orders.height} orders ({t_decide:.1f}s)  -> {paths.decisions}")
+    if orders.height:
+        by = orders.group_by("side", "schedule").agg(pl.len(), pl.col("notional").sum().round(2)).sort("side")
+        print("  " + ", ".join(f"{s} {k}: {n} orders, {v:,.2f}" for s, k, n, v in by.iter_rows()))
+    ledger = Ledger.open(None, paths=paths)
+    try:
+        children, positions = ledger.orders_frame(), ledger.positions()
+        fills = ledger.fills_for_training()
+    finally:
+        ledger.close()
+    states = children.group_by("state").len().sort("state").iter_rows() if children.height else []
+    print(
+        f"execution: {len(tick.run_requests)} run(s) requested by the sensor ({t_execute:.1f}s); "
+        f"child orders by state: {dict(states)}; fills after {len(later)} days: {fills.height} ({t_fills:.1f}s)"
+    )
+    print(f"  positions: {positions.height} symbols  -> {paths.ledger}")
     print("\nOpen the Dagster UI with `make ui` (http://127.0.0.1:3000): assets, checks, runs and lineage.")
+
+
+RUN_KEY = "dagster/run_key"
+
+
+def decision_day(bars: pl.DataFrame, days_after: int = 5) -> tuple[str, list[str]]:
+    """The demo's decision day (``days_after`` trading days before the last day with at least 90% of the
+    largest cross-section) and the partition keys after it, up to that last day."""
+    counts = bars.group_by("date").len().sort("date")
+    full = counts.filter(pl.col("len") >= 0.9 * counts["len"].max())["date"].max()
+    keys = [k for k in DAILY.get_partition_keys() if k <= full.isoformat()]
+    return keys[-days_after - 1], keys[-days_after:]
 
 
 if __name__ == "__main__":

@@ -21,15 +21,36 @@ RANGE_END = "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def run_job(name: str, instance: dg.DagsterInstance, start: str | None = None, end: str | None = None) -> float:
-    """Execute job ``name`` in-process; return its wall time. Exits non-zero (with the reason) on failure."""
+def run_job(
+    name: str,
+    instance: dg.DagsterInstance,
+    start: str | None = None,
+    end: str | None = None,
+    run_config: dict | None = None,
+    tags: dict[str, str] | None = None,
+) -> float:
+    """Execute job ``name`` in-process; return its wall time. Exits non-zero (with the reason) on failure.
+
+    A partitioned job runs ``start``..``end`` (default: the whole calendar) as one run; one key runs as that
+    partition."""
     job = defs.resolve_job_def(name)
-    tags: dict[str, str] = {}
+    tags = dict(tags or {})
+    partition_key = None
     if job.partitions_def is not None:
         keys = job.partitions_def.get_partition_keys()
-        tags = {RANGE_START: start or keys[0], RANGE_END: end or keys[-1]}
+        first, last = start or keys[0], end or keys[-1]
+        if first == last:
+            partition_key = first
+        else:
+            tags |= {RANGE_START: first, RANGE_END: last}
     started = time.perf_counter()
-    result = job.execute_in_process(instance=instance, tags=tags, run_config=QUIET, raise_on_error=False)
+    result = job.execute_in_process(
+        instance=instance,
+        tags=tags,
+        partition_key=partition_key,
+        run_config={**QUIET, **(run_config or {})},
+        raise_on_error=False,
+    )
     elapsed = time.perf_counter() - started
     if not result.success:
         failures = [e.message or "" for e in result.all_events if e.is_failure]
