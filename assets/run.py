@@ -64,11 +64,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("jobs", nargs="+", help="job names, run in order (ingest, features)")
     parser.add_argument("--start", help="first partition key (default: the first of the calendar)")
     parser.add_argument("--end", help="last partition key (default: the last of the calendar)")
+    parser.add_argument("--last", action="store_true", help="only the calendar's last partition")
     args = parser.parse_args(argv)
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
     for name in args.jobs:
-        print(f"{name}: {run_job(name, instance, args.start, args.end):.1f}s")
+        start, end = args.start, args.end
+        partitions = defs.resolve_job_def(name).partitions_def
+        if args.last and partitions is not None:
+            start = end = partitions.get_last_partition_key()
+        print(f"{name}: {run_job(name, instance, start, end):.1f}s")
 
 
 if __name__ == "__main__":
