@@ -70,7 +70,8 @@ N_BINS = 10
 #: Isotonic outputs are kept in [floor, 1 - floor]: an end plateau fitted on a few calibration rows
 #: would otherwise predict exactly 0 or 1, and one contrary outcome costs log(1/EPS) in log-loss.
 ISOTONIC_FLOOR = 1e-3
-Z_CLIP = 5.0  # the logistic baseline's winsorization of standardized features
+Z_CLIP = 5.0
+MIN_FIT_ROWS = 100  # rows a train window's LightGBM part needs at the least  # the logistic baseline's winsorization of standardized features
 
 
 class SignalError(MemError, ValueError):
@@ -534,15 +535,17 @@ def _fit_window(
     in_train = np.isin(row_dates, train_dates)
     fit_rows = np.isin(row_dates, train_dates[:fit_end])
     calib_rows = np.isin(row_dates, train_dates[n_dates - n_calib :])
-    if fit_rows.sum() < 2 * config.min_child_samples:
-        raise SignalError(
-            f"fit_signal: {int(fit_rows.sum())} fit rows is too few for min_child_samples={config.min_child_samples}"
-        )
+    n_fit = int(fit_rows.sum())
+    if n_fit < MIN_FIT_ROWS:
+        raise SignalError(f"fit_signal: {n_fit} fit rows in a train window, fewer than {MIN_FIT_ROWS}")
+    # Early folds of an unbalanced panel (a few long histories, a wide recent cross-section) can be small:
+    # a leaf never needs more than a tenth of the fit rows.
+    params = {**config.lgb_params(), "min_child_samples": min(config.min_child_samples, n_fit // 10)}
     weight = None if w is None else w[fit_rows]
     data = lgb.Dataset(
         x[fit_rows], label=y[fit_rows], weight=weight, feature_name=list(feature_columns), params={"verbosity": -1}
     )
-    booster = lgb.train(config.lgb_params(), data, num_boost_round=config.n_estimators)
+    booster = lgb.train(params, data, num_boost_round=config.n_estimators)
     raw = np.asarray(booster.predict(x[calib_rows], raw_score=True, num_threads=NUM_THREADS), dtype=np.float64)
     calibration = fit_calibration(config.calibration, raw, y[calib_rows], None if w is None else w[calib_rows])
     logistic = fit_logistic(x[in_train], y[in_train], config.logistic_c, None if w is None else w[in_train])
