@@ -70,8 +70,8 @@ N_BINS = 10
 #: Isotonic outputs are kept in [floor, 1 - floor]: an end plateau fitted on a few calibration rows
 #: would otherwise predict exactly 0 or 1, and one contrary outcome costs log(1/EPS) in log-loss.
 ISOTONIC_FLOOR = 1e-3
-Z_CLIP = 5.0
-MIN_FIT_ROWS = 100  # rows a train window's LightGBM part needs at the least  # the logistic baseline's winsorization of standardized features
+Z_CLIP = 5.0  # the logistic baseline's winsorization of standardized features
+MIN_FIT_ROWS = 100  # rows a train window's LightGBM part needs at the least
 
 
 class SignalError(MemError, ValueError):
@@ -311,7 +311,7 @@ def fit_logistic(x: FloatArray, y: FloatArray, c: float, weight: FloatArray | No
         mean[observed] = np.nanmean(x[:, observed], axis=0)
         spread = np.nanstd(x[:, observed], axis=0)
         scale[observed] = np.where(spread > 0, spread, 1.0)
-    model = LogisticRegression(C=c, max_iter=1000)
+    model = LogisticRegression(C=c, max_iter=1000, solver="newton-cholesky")  # exact Newton: few features, many rows
     model.fit(_standardize(x, mean, scale), y, sample_weight=weight)
     return LogisticBaseline(
         tuple(map(float, mean)), tuple(map(float, scale)), tuple(map(float, model.coef_[0])), float(model.intercept_[0])

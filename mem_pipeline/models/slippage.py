@@ -419,16 +419,27 @@ def load_slippage(directory: Path) -> FittedSlippage:
 # --------------------------------------------------------------------------------------------
 
 
-def fit_slippage(fills: pl.DataFrame, config: SlippageConfig | None = None) -> FittedSlippage:
+def fit_slippage(
+    fills: pl.DataFrame, config: SlippageConfig | None = None, extra_train: pl.DataFrame | None = None
+) -> FittedSlippage:
     """Fit the mean and quantile models and the square-root baseline on the train dates; score on the test dates.
 
     ``fills`` needs ``date``, ``realized_cost_bps`` and the ``FEATURES`` columns (``true_cost_bps``, if
-    present, adds the noise floor and oracle errors to the metrics). Deterministic for a given table.
+    present, adds the noise floor and oracle errors to the metrics). ``extra_train`` (same columns; e.g. the
+    execution ledger's fills) joins the train part only, so the scores stay on fills whose truth is known.
+    Deterministic for a given table.
     """
     config = config or SlippageConfig()
     where = "fit_slippage"
     _require(fills, [DATE, TARGET, *FEATURES], where)
     train, test = time_split(fills, config.test_fraction)
+    n_extra = 0
+    if extra_train is not None and extra_train.height:
+        _require(extra_train, [DATE, TARGET, *FEATURES], f"{where} (extra_train)")
+        columns = [DATE, TARGET, *FEATURES]
+        extra = extra_train.select([pl.col(c).cast(train.schema[c]) for c in columns])
+        train = pl.concat([train.select(columns), extra])
+        n_extra = extra.height
     if train.height < 2 * config.min_child_samples:
         raise SlippageError(
             f"{where}: {train.height} train fills is too few for min_child_samples={config.min_child_samples}"
@@ -448,6 +459,7 @@ def fit_slippage(fills: pl.DataFrame, config: SlippageConfig | None = None) -> F
     fitted = FittedSlippage(config, mean_model, quantile_models, baseline_y, {})
     summary: dict[str, Any] = {
         "n_train": int(train.height),
+        "n_train_extra": n_extra,
         "n_test": int(test.height),
         "train_start": str(train[DATE].min()),
         "train_end": str(train[DATE].max()),

@@ -118,6 +118,11 @@ def test_each_decision_version_is_sent_exactly_once_then_filled(setup) -> None:
     held = set(orders["symbol"])
     assert (next_orders.filter(pl.col("symbol").is_in(held))["current_position"] != 0).any()
 
+    # The ledger's fills close the loop: the next slippage refit trains on them too.
+    assert dg.materialize([slippage_model], resources=resources, instance=instance).success
+    pointer = json.loads((data_dir / "models" / "slippage" / "current.json").read_text())
+    assert pointer["n_ledger_fills"] == booked["ledger_fills_total"].value > 0
+
 
 def test_no_credential_reaches_records_metadata_or_files(setup) -> None:
     data_dir, resources, instance = setup

@@ -289,3 +289,18 @@ def test_config_from_params() -> None:
 def test_plot_is_a_png(fitted: FittedSlippage, test_part: pl.DataFrame, tmp_path) -> None:
     path = plot_predicted_vs_realized(fitted, test_part, tmp_path / "plots" / "slippage.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_ledger_fills_join_the_training_rows_only(fitted: FittedSlippage, fills: pl.DataFrame) -> None:
+    """Extra (ledger) fills add training rows and change the model, but the scores stay on the same test dates."""
+    extra = simulate_fills(generate_market(MARKET.replace(seed=4)), 2_000, seed=5).drop("true_cost_bps")
+    with_ledger = fit_slippage(fills, CONFIG, extra_train=extra)
+    base, more = fitted.metrics(), with_ledger.metrics()
+    assert more["n_train"] == base["n_train"] + extra.height and more["n_train_extra"] == extra.height
+    assert (more["n_test"], more["test_start"], more["test_end"]) == (
+        base["n_test"],
+        base["test_start"],
+        base["test_end"],
+    )
+    assert more["mae_model"] != base["mae_model"]
+    assert fit_slippage(fills, CONFIG, extra_train=extra.head(0)).metrics()["mae_model"] == base["mae_model"]

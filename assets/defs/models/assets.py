@@ -13,6 +13,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
+from assets.defs.decisions.inputs import open_ledger
 from assets.metadata import check, markdown_table, png_markdown
 from assets.resources import LakeResource
 from mem_pipeline.lake import atomic_write_parquet
@@ -199,9 +200,16 @@ def slippage_model(context: dg.AssetExecutionContext, lake: LakeResource):
     # Until the execution ledger holds real fills, train on fills simulated by the synthetic market.
     market = cached_market(SyntheticConfig.from_params(section("sources").get("synthetic") or {}))
     fills = simulate_fills(market, int(checks.get("n_fills", 50_000)), seed=int(checks.get("seed", 11)))
-    fitted = fit_slippage(fills, SlippageConfig.from_params(settings))
+    # The execution ledger's fills (paper or live) join the training rows: the loop from execution closes here.
+    ledger = open_ledger(paths)
+    try:
+        ledger_fills = ledger.fills_for_training()
+    finally:
+        ledger.close()
+    fitted = fit_slippage(fills, SlippageConfig.from_params(settings), extra_train=ledger_fills)
     artifact = fitted.save_artifact(paths.models)
-    artifacts.set_current(paths.models, "slippage", artifact, {"training": "synthetic fills", "n_fills": fills.height})
+    info = {"training": "simulated + ledger fills", "n_fills": fills.height, "n_ledger_fills": ledger_fills.height}
+    artifacts.set_current(paths.models, "slippage", artifact, info)
     m = fitted.metrics()
     limit = float(checks.get("max_mae_over_floor", 1.15))
     ratio = m["mae_ratio_to_floor"]
