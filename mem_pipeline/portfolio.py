@@ -12,7 +12,7 @@ import datetime as dt
 import polars as pl
 import sqlalchemy as sa
 
-from mem_pipeline.execution.ledger import Ledger, fills
+from mem_pipeline.execution.ledger import LIVE, Ledger, fills
 from mem_pipeline.schemas import POSITION_SCHEMA
 
 FILL_SCHEMA = {"date": pl.Date(), "symbol": pl.String(), "signed_quantity": pl.Float64(), "price": pl.Float64()}
@@ -21,14 +21,15 @@ FILL_SCHEMA = {"date": pl.Date(), "symbol": pl.String(), "signed_quantity": pl.F
 def ledger_fills(ledger: Ledger, day: dt.date) -> pl.DataFrame:
     """The fills dated ``<= day`` (``date, symbol, signed_quantity, price``), oldest first."""
     signed = sa.case((fills.c.side == "sell", -fills.c.quantity), else_=fills.c.quantity)
-    query = (
-        sa.select(fills.c.date, fills.c.symbol, signed.label("signed_quantity"), fills.c.price)
-        .where(fills.c.date.is_not(None) & (fills.c.date <= day))
-        .order_by(fills.c.date, fills.c.fill_id)
+    query = sa.select(fills.c.date, fills.c.recorded_at, fills.c.symbol, signed.label("q"), fills.c.price).order_by(
+        fills.c.fill_id
     )
     with ledger.engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(query).all()]
-    return pl.DataFrame(rows, schema=FILL_SCHEMA, orient="row")
+        rows = conn.execute(query).all()
+    # A broker that reports only cumulative fills (ccxt) leaves the market date empty: its booking date stands in.
+    dated = [(r.date or r.recorded_at.date(), r.symbol, r.q, r.price) for r in rows]
+    frame = pl.DataFrame(dated, schema=FILL_SCHEMA, orient="row")
+    return frame.filter(pl.col("date") <= day).sort("date", maintain_order=True)
 
 
 def positions_as_of(fill_frame: pl.DataFrame) -> pl.DataFrame:
@@ -39,16 +40,20 @@ def positions_as_of(fill_frame: pl.DataFrame) -> pl.DataFrame:
 
 def equity_curve(fill_frame: pl.DataFrame, closes: pl.DataFrame, starting_equity: float) -> pl.DataFrame | None:
     """``trade_date, equity`` from the first fill's date over the dates of ``closes`` (``symbol, trade_date,
-    close``); None before any fill. A symbol without a close on a day is marked at its last close."""
+    close``) and of the fills; None before any fill. A position is marked at its latest close, or at its latest
+    fill price before its first close."""
     if fill_frame.height == 0:
         return None
     first = fill_frame["date"].min()
-    days = closes.filter(pl.col("trade_date") >= first)["trade_date"].unique().sort()
-    if days.len() == 0:
-        return None
+    days = (
+        pl.concat([closes.filter(pl.col("trade_date") >= first)["trade_date"], fill_frame["date"].rename("trade_date")])
+        .unique()
+        .sort()
+    )
     daily = fill_frame.group_by("date", "symbol").agg(
         pl.col("signed_quantity").sum().alias("quantity"),
         (pl.col("signed_quantity") * pl.col("price")).sum().alias("paid"),
+        pl.col("price").last().alias("fill_price"),
     )
     symbols = fill_frame["symbol"].unique().sort()
     grid = pl.DataFrame({"trade_date": days}).join(pl.DataFrame({"symbol": symbols}), how="cross")
@@ -59,13 +64,32 @@ def equity_curve(fill_frame: pl.DataFrame, closes: pl.DataFrame, starting_equity
         .with_columns(
             pl.col("quantity").fill_null(0.0).cum_sum().over("symbol").alias("position"),
             pl.col("paid").fill_null(0.0).cum_sum().over("symbol").alias("paid_to_date"),
-            pl.col("close").forward_fill().over("symbol"),
+            # the latest close, or the latest fill price until the first close
+            pl.coalesce("close", "fill_price").forward_fill().over("symbol").alias("mark"),
         )
     )
     value = book.group_by("trade_date").agg(
-        (pl.col("position") * pl.col("close").fill_null(0.0)).sum().alias("marked"),
+        (pl.col("position") * pl.col("mark").fill_null(0.0)).sum().alias("marked"),
         pl.col("paid_to_date").sum().alias("paid"),
     )
     return value.sort("trade_date").select(
         "trade_date", (starting_equity - pl.col("paid") + pl.col("marked")).alias("equity")
     )
+
+
+def working_rest(ledger: Ledger, day: dt.date) -> pl.DataFrame:
+    """Signed unfilled units of the live orders decided on or before ``day`` (``POSITION_SCHEMA``): what the
+    book will hold once they complete, so a decision never orders the same units twice."""
+    rest: dict[str, float] = {}
+    for record in ledger.children(states=LIVE):
+        if record.decision_date is not None and record.decision_date <= day:
+            left = max(record.quantity - record.filled_quantity, 0.0)
+            rest[record.symbol] = rest.get(record.symbol, 0.0) + record.side.sign * left
+    return pl.DataFrame(list(rest.items()), schema=POSITION_SCHEMA, orient="row")
+
+
+def combine_positions(*frames: pl.DataFrame) -> pl.DataFrame:
+    """Sum of position frames per symbol (flat symbols left out)."""
+    stacked = pl.concat([f.cast(POSITION_SCHEMA) for f in frames])  # type: ignore[arg-type]
+    totals = stacked.group_by("symbol").agg(pl.col("quantity").sum())
+    return totals.filter(pl.col("quantity").abs() > 1e-12).sort("symbol")

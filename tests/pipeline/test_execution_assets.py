@@ -6,6 +6,7 @@ Fake broker credentials sit in the environment the whole time and must appear in
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -106,6 +107,28 @@ def test_each_decision_version_is_sent_exactly_once_then_filled(setup) -> None:
     # A retried run of the same version sends nothing new.
     retry = _execute(resources, instance, request)
     assert retry["submitted"] == 0
+    assert _ledger_children(data_dir).height == children.height
+
+    # A second version of an executed day is refused: its orders would double the day's trades.
+    store = DecisionStore(data_dir / "decisions")
+    decision = store.read(version)
+    other = "f" * len(version)
+    store.write(
+        dataclasses.replace(
+            decision, version=other, orders=decision.orders.with_columns(decision_version=pl.lit(other))
+        )
+    )
+    refused = dg.materialize(
+        [executed_orders],
+        resources=resources,
+        partition_key=DAY.isoformat(),
+        run_config={"ops": {"executed_orders": {"config": {"decision_version": other}}}},
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not refused.success
+    [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert f"already executed under decision {version}" in failure.event_specific_data.error.message
     assert _ledger_children(data_dir).height == children.height
 
     # The next day's bars fill the paper orders; the next decision starts from the ledger's positions.

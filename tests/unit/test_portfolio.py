@@ -31,3 +31,12 @@ def test_equity_is_cash_plus_positions_marked_at_the_close() -> None:
     assert curve["equity"].to_list() == pytest.approx([10_010.0, 10_083.0, 10_117.0])
     assert positions_as_of(fill_frame).rows() == [("A", 6.0), ("B", -5.0)]
     assert equity_curve(fill_frame.clear(), closes, 10_000.0) is None
+
+
+def test_a_fill_on_a_day_without_closes_is_marked_at_its_price() -> None:
+    # B bought on D1 (no close for anything that day), closes at 55 on D2: 10000 - 250 + 275 = 10025.
+    fill_frame = pl.DataFrame([(D1, "B", 5.0, 50.0)], schema=FILL_SCHEMA, orient="row")
+    closes = pl.DataFrame({"symbol": ["B"], "trade_date": [D2], "close": [55.0]})
+    curve = equity_curve(fill_frame, closes, 10_000.0)
+    assert curve["trade_date"].to_list() == [D1, D2]
+    assert curve["equity"].to_list() == pytest.approx([10_000.0, 10_025.0])

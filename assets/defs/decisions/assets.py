@@ -27,7 +27,8 @@ CHECKS = ("orders_within_limits", "cvar_within_budget", "finite_sizes", "no_new_
     group_name="decisions",
     kinds={"polars"},
     partitions_def=DAILY,
-    deps=[risk_limits, dg.AssetKey("slippage_model")],
+    # The day's fills are booked before the day's decision reads positions from the ledger.
+    deps=[risk_limits, dg.AssetKey("slippage_model"), dg.AssetKey("order_fills")],
     pool=DECISION_POOL,
     check_specs=[dg.AssetCheckSpec(name, asset="trade_decisions", blocking=True) for name in CHECKS],
     description="Target positions (signal x fractional Kelly x limits) and the orders to reach them, versioned.",

@@ -21,7 +21,6 @@ from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.execution.reconcile import reconcile
 from mem_pipeline.execution.runtime import ExecutionRuntime
 from mem_pipeline.execution.schedules import MarketStats
-from mem_pipeline.models.artifacts import artifact_as_of
 from mem_pipeline.models.slippage import FittedSlippage
 from mem_pipeline.paths import Paths
 from mem_pipeline.warehouse import read_relation
@@ -65,7 +64,7 @@ def _market(paths: Paths, day: dt.date, symbols: list[str]) -> tuple[dict[str, f
     pool=LEDGER_POOL,
     check_specs=[
         dg.AssetCheckSpec("ledger_matches_broker", asset="executed_orders", blocking=True),
-        dg.AssetCheckSpec("no_duplicate_client_ids", asset="executed_orders", blocking=True),
+        dg.AssetCheckSpec("every_order_accounted_for", asset="executed_orders", blocking=True),
     ],
     description="The decision's orders through the pre-trade gate to the broker, recorded in the ledger first.",
 )
@@ -76,14 +75,24 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
     version = config.decision_version or store.latest(day)
     if version is None:
         raise dg.Failure(f"no stored trade decision for {day}: materialize trade_decisions for it first")
-    orders = store.read_orders(version)
-    if orders.height and (orders["decision_date"] != day).any():
-        raise dg.Failure(f"decision {version} is not for partition {day}")
+    decision = store.read(version)
+    orders = decision.orders
+    if decision.decision_date != day:
+        raise dg.Failure(f"decision {version} is for {decision.decision_date}, not partition {day}")
     runtime = ExecutionRuntime.build(paths=paths)
     try:
-        held = runtime.ledger.positions()["symbol"].to_list()
+        parents = runtime.ledger.parents_frame()
+        if parents.height:
+            others = parents.filter((pl.col("decision_date") == day) & (pl.col("decision_version") != version))
+            if others.height:
+                raise dg.Failure(
+                    f"{day} was already executed under decision {others['decision_version'][0]}: a later version "
+                    f"of the same day ({version}) is not sent too; its orders would double the day's trades"
+                )
+        held = list(runtime.ledger.exposure())  # positions and the rest of live orders: the gate values all
         prices, stats = _market(paths, day, sorted(set(orders["symbol"].to_list()) | set(held)))
-        slippage = FittedSlippage.load(artifact_as_of(paths.models, "slippage", day)[0])
+        # the slippage model the decision was versioned with, not whichever is newest
+        slippage = FittedSlippage.load(paths.models / "slippage" / decision.manifest["model_hashes"]["slippage"])
         result = runtime.run(
             orders,
             last_prices=prices,
@@ -92,7 +101,7 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
         )
         after = reconcile(runtime.ledger, runtime.broker)
         children = runtime.ledger.orders_frame()
-        parents = runtime.ledger.parents_frame()
+        parents = runtime.ledger.parents_frame()  # after the run
     finally:
         runtime.close()
     mine = children.head(0)
@@ -101,8 +110,10 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
         mine = children.join(ours, on="parent_id", how="semi")
     mismatches = len(after.missing_at_broker) + len(after.conflicts) + len(after.unresolved)
     yield check("ledger_matches_broker", mismatches == 0, float(mismatches), 0.0, **after.summary())
-    duplicates = children.height - children["client_id"].n_unique() if children.height else 0
-    yield check("no_duplicate_client_ids", duplicates == 0, float(duplicates), 0.0)
+    # Every parent of the decision is in the ledger, approved (with children) or rejected by the gate.
+    booked = set(parents.filter(pl.col("decision_version") == version)["symbol"]) if parents.height else set()
+    missing = len(set(orders["symbol"]) - booked)
+    yield check("every_order_accounted_for", missing == 0, float(missing), 0.0)
     summary = result.summary()
     yield dg.MaterializeResult(
         data_version=dg.DataVersion(version),
@@ -126,10 +137,9 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
     group_name="execution",
     kinds={"sqlalchemy"},
     partitions_def=DAILY,
-    deps=[
-        dg.AssetKey("raw_bars"),
-        dg.AssetDep(executed_orders, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)),
-    ],
+    # Upstream of the day's trade_decisions (positions), so it cannot also depend on executed_orders in the
+    # graph: the orders it fills reach it through the ledger and the broker's state.
+    deps=[dg.AssetKey("raw_bars")],
     pool=LEDGER_POOL,
     check_specs=[dg.AssetCheckSpec("fills_booked_in_ledger", asset="order_fills", blocking=True)],
     description="Broker fills booked into the ledger; the paper broker fills open orders against the day's bars.",

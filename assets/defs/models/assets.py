@@ -209,6 +209,8 @@ def slippage_model(context: dg.AssetExecutionContext, lake: LakeResource):
     fitted = fit_slippage(fills, SlippageConfig.from_params(settings), extra_train=ledger_fills)
     artifact = fitted.save_artifact(paths.models)
     info = {"training": "simulated + ledger fills", "n_fills": fills.height, "n_ledger_fills": ledger_fills.height}
+    if ledger_fills.height:  # trained on dated fills: no decision before the last of them may use it
+        info["as_of"] = str(ledger_fills["date"].max())
     artifacts.set_current(paths.models, "slippage", artifact, info)
     m = fitted.metrics()
     limit = float(checks.get("max_mae_over_floor", 1.15))

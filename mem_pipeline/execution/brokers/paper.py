@@ -185,7 +185,10 @@ class PaperBroker:
                 for bar in part.filter(pl.col("date") > dt.date.fromisoformat(after)).iter_rows(named=True):
                     seen += 1
                     last_bar = bar["date"].isoformat()
-                    q = min(qty - filled, self.config.participation_cap * bar["volume"])
+                    cap = self.config.participation_cap * bar["volume"]
+                    if float(qty).is_integer():  # a whole-unit order fills in whole units: positions stay on lots
+                        cap = math.floor(cap)
+                    q = min(qty - filled, cap)
                     if q > 0:
                         fill = self._fill(cid, Side(side), q, bar)
                         self._db.execute(
