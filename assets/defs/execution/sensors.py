@@ -4,7 +4,9 @@ The decision store appends one line per new version to ``data/decisions/index.js
 the number of lines it has read. Each new version becomes a run request with ``run_key`` = the version (Dagster
 drops a request whose run key already ran, so a repeated tick requests nothing), partition = its date, and the
 version in run config. When a tick sees several new versions of one date, only the last is executed: an older
-version of the same day is superseded before it was sent. Default: stopped; start it in the UI (Automation).
+version of the same day is superseded before it was sent. Dates before the latest date already requested are
+not executed (a backfill of past decisions must not trade now), nor are dates outside the partition calendar;
+both are logged. Default: stopped; start it in the UI (Automation).
 """
 
 import json
@@ -35,11 +37,19 @@ def _read_index(lake: LakeResource) -> list[dict]:
     description="Executes each new trade-decision version exactly once (run_key = version).",
 )
 def new_decisions(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
-    seen = json.loads(context.cursor)["lines"] if context.cursor else 0
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    seen, newest = cursor.get("lines", 0), cursor.get("last_date", "")
     entries = _read_index(lake)
+    valid = set(DAILY.get_partition_keys())
     latest: dict[str, str] = {}
     for entry in entries[seen:]:
-        latest[entry["date"]] = entry["version"]  # later lines supersede earlier ones of the same date
+        date = entry["date"]
+        if date not in valid:
+            context.log.warning(f"decision {entry['version']}: {date} is not a partition of the calendar; skipped")
+        elif date < newest:
+            context.log.info(f"decision {entry['version']} for {date}: older than {newest}, not executed")
+        else:
+            latest[date] = entry["version"]  # later lines supersede earlier ones of the same date
     requests = [
         dg.RunRequest(
             run_key=version,
@@ -49,4 +59,5 @@ def new_decisions(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
         )
         for date, version in sorted(latest.items())
     ]
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps({"lines": len(entries)}))
+    newest = max([newest, *latest])
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps({"lines": len(entries), "last_date": newest}))

@@ -1,5 +1,7 @@
 """``risk_limits``: the day's limits and per-symbol risk, computed from data up to the partition only."""
 
+import hashlib
+
 import dagster as dg
 import numpy as np
 
@@ -49,6 +51,7 @@ def risk_limits(context: dg.AssetExecutionContext, lake: LakeResource):
     target = paths.data / "risk" / day.isoformat()
     digest = atomic_write_parquet(report.symbols, target / "symbols.parquet")
     write_json(target / "limits.json", report.summary())
+    digest = hashlib.sha256((digest + (target / "limits.json").read_text()).encode()).hexdigest()  # table + limits
     limits = report.limits
     caps = np.array([limits.symbol_cap, limits.gross_cap, limits.net_cap, limits.cvar_budget])
     finite = bool(np.isfinite(caps).all() and (caps > 0).all())
