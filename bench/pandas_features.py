@@ -22,40 +22,12 @@ import math
 import numpy as np
 import pandas as pd
 
-LN2 = math.log(2.0)
-RANKED = ("ret_20d", "rv_20d", "momentum_60_5", "amihud_20d", "volume_z_20d")
+from tests.dbt.reference_features import FEATURE_COLUMNS as REFERENCE_COLUMNS
+from tests.dbt.reference_features import RANKED
 
-# Column order of the mart, so frames compare column by column.
-FEATURE_COLUMNS = (
-    "symbol",
-    "trade_date",
-    "close",
-    "ret_1d",
-    "ret_5d",
-    "ret_20d",
-    "ret_60d",
-    "rv_5d",
-    "rv_20d",
-    "rv_60d",
-    "parkinson_20d",
-    "garman_klass_20d",
-    "momentum_60_5",
-    "reversal_5d",
-    "macd",
-    "price_z_20d",
-    "volume_z_20d",
-    "dollar_volume_20d",
-    "amihud_20d",
-    "quoted_spread_20d",
-    "cs_spread_20d",
-    "beta_60d",
-    "corr_60d",
-    "drawdown_60d",
-    "rsi_14",
-    "macd_signal_9",
-    "spread_est",
-    *(f"rank_{c}" for c in RANKED),
-)
+LN2 = math.log(2.0)
+# Column order of the mart, so frames compare column by column (names shared with the test reference).
+FEATURE_COLUMNS = ("symbol", "trade_date", *REFERENCE_COLUMNS)
 
 
 def _rolling(g, column: str, n: int, how: str) -> pd.Series:

@@ -216,24 +216,21 @@ class _Sender:
 
     def retry(self, child: ChildOrder) -> None:
         """Send an order proven absent earlier, after looking it up once more."""
-        try:
-            found = self.broker.lookup(child.client_id, child.symbol)
-        except Exception as exc:  # noqa: BLE001
-            self._unresolved(child, exc)
-            return
-        if found is None:
-            self.send(child)
-        else:
-            self._recovered(found)
+        self._look_up(child, if_absent=self.send)
 
     def _resolve(self, child: ChildOrder) -> None:
+        self._look_up(child, if_absent=self.absent.append)
+
+    def _look_up(self, child: ChildOrder, if_absent: Callable[[ChildOrder], object]) -> None:
+        """Look ``child`` up by client id: adopt it if the broker has it, ``if_absent`` if it proves absent,
+        and leave it unresolved (never sent) if the lookup itself fails."""
         try:
             found = self.broker.lookup(child.client_id, child.symbol)
         except Exception as exc:  # noqa: BLE001
             self._unresolved(child, exc)
             return
         if found is None:
-            self.absent.append(child)
+            if_absent(child)
         else:
             self._recovered(found)
 

@@ -10,7 +10,7 @@ import dagster as dg
 from assets.defs.decisions.inputs import portfolio_state
 from assets.defs.risk.assets import DECISION_POOL, risk_limits
 from assets.metadata import markdown_table
-from assets.partitions import DAILY
+from assets.partitions import DAILY, window
 from assets.resources import LakeResource
 from mem_pipeline.decision_inputs import load_decision_inputs
 from mem_pipeline.decisions.checks import run_checks
@@ -35,7 +35,7 @@ CHECKS = ("orders_within_limits", "cvar_within_budget", "finite_sizes", "no_new_
 )
 def trade_decisions(context: dg.AssetExecutionContext, lake: LakeResource):
     paths = lake.paths()
-    day = DAILY.time_window_for_partition_key(context.partition_key).start.date()
+    day, _ = window(context)
     inputs = load_decision_inputs(paths, day)
     positions, equity_curve = portfolio_state(paths, day)
     decision = decide(

@@ -14,7 +14,7 @@ import polars as pl
 
 from assets.defs.decisions.assets import trade_decisions
 from assets.metadata import check, markdown_table
-from assets.partitions import DAILY
+from assets.partitions import DAILY, window
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline import lake as lake_io
 from mem_pipeline.decisions.store import DecisionStore
@@ -33,10 +33,6 @@ class ExecuteConfig(dg.Config):
     """``decision_version``: the version to execute (the sensor sets it); empty: the partition's latest."""
 
     decision_version: str = ""
-
-
-def _day(context: dg.AssetExecutionContext) -> dt.date:
-    return DAILY.time_window_for_partition_key(context.partition_key).start.date()
 
 
 def _market(paths: Paths, day: dt.date, symbols: list[str]) -> tuple[dict[str, float], dict[str, MarketStats]]:
@@ -70,7 +66,7 @@ def _market(paths: Paths, day: dt.date, symbols: list[str]) -> tuple[dict[str, f
 )
 def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, lake: LakeResource):
     paths = lake.paths()
-    day = _day(context)
+    day, _ = window(context)
     store = DecisionStore(paths.decisions)
     version = config.decision_version or store.latest(day)
     if version is None:
@@ -146,7 +142,7 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
 )
 def order_fills(context: dg.AssetExecutionContext, lake: LakeResource, market: MarketDataResource):
     paths = lake.paths()
-    day = _day(context)
+    day, _ = window(context)
     runtime = ExecutionRuntime.build(paths=paths)
     try:
         filled = 0

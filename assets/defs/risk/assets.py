@@ -7,7 +7,7 @@ import numpy as np
 
 from assets.defs.decisions.inputs import portfolio_state
 from assets.metadata import check, markdown_table
-from assets.partitions import DAILY
+from assets.partitions import DAILY, window
 from assets.resources import LakeResource
 from mem_pipeline.decision_inputs import load_decision_inputs
 from mem_pipeline.lake import atomic_write_parquet
@@ -35,7 +35,7 @@ DECISION_POOL = "duckdb_warehouse"  # reads the warehouse: never while dbt write
 )
 def risk_limits(context: dg.AssetExecutionContext, lake: LakeResource):
     paths = lake.paths()
-    day = DAILY.time_window_for_partition_key(context.partition_key).start.date()
+    day, _ = window(context)
     inputs = load_decision_inputs(paths, day)
     positions, equity_curve = portfolio_state(paths, day)
     config = RiskConfig.from_params(section("risk"))
