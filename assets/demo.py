@@ -41,7 +41,8 @@ def main() -> None:
     print(f"MEM demo: source={source}, {len(keys)} daily partitions {keys[0]} .. {keys[-1]} (one backfill run)")
     t_ingest = run_job("ingest", instance)
     t_features = run_job("features", instance)
-    t_features += run_job("features_daily", instance)  # the incremental marts, the whole calendar in one run
+    t_features += run_job("features_daily", instance)  # the incremental models, the whole calendar in one run
+    t_features += run_job("labels", instance)
     paths = Paths.from_env()
     bars = lake.read_bars(paths.bars(source))
     day, later = decision_day(bars)
@@ -68,7 +69,7 @@ def main() -> None:
         print(f"quarantined       {rejected.height:>9,} rows ({rules})  -> {paths.quarantine / source}")
     import duckdb
 
-    print(f"\ndbt (features, features_daily): {t_features:.1f}s  -> {paths.warehouse / 'mem.duckdb'}")
+    print(f"\ndbt (features, features_daily, labels): {t_features:.1f}s  -> {paths.warehouse / 'mem.duckdb'}")
     with duckdb.connect(str(paths.warehouse / "mem.duckdb"), read_only=True) as con:
         tables = con.execute(
             "select table_name, table_type from information_schema.tables where table_schema = 'main' order by 1"

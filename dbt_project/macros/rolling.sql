@@ -25,11 +25,12 @@
     rolling_dense(expr, n, first_obs): like rolling(), for columns that are never null from the symbol's
     `first_obs`-th row on (OHLCV are never null: the ingest gate's not_null rule guarantees it; a return
     exists from the 2nd row). Fullness is then the row position `obs`, which avoids a second framed
-    aggregate per feature (the count) — the costliest part of the window step.
+    aggregate per feature (the count) — the costliest part of the window step. `obs` is the expression
+    of the row's position (a column, or `row_number()` over the same window).
 -#}
-{% macro rolling_dense(expr, n, first_obs=1) -%}
+{% macro rolling_dense(expr, n, first_obs=1, obs='obs') -%}
     case
-        when obs >= {{ n + first_obs - 1 }}
+        when {{ obs }} >= {{ n + first_obs - 1 }}
             then {{ expr }} over {{ symbol_frame(n) }}
     end
 {%- endmacro %}

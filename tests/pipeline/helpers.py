@@ -15,6 +15,18 @@ def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
     return {RANGE_START: start.isoformat(), RANGE_END: end.isoformat()}
 
 
+def build_features(resources: dict[str, object], start: dt.date, end: dt.date) -> dg.ExecuteInProcessResult:
+    """The dbt layer over a partition range, in dependency order: views, the daily models (one backfill run),
+    then the full-rebuild tables (labels). Returns the daily run."""
+    from assets.defs.features.dbt import mem_dbt_daily, mem_dbt_tables, mem_dbt_views
+
+    assert dg.materialize([mem_dbt_views], resources=resources).success
+    daily = dg.materialize([mem_dbt_daily], resources=resources, tags=range_tags(start, end))
+    assert daily.success
+    assert dg.materialize([mem_dbt_tables], resources=resources).success
+    return daily
+
+
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 

@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 
 from assets.defs.decisions.assets import trade_decisions
-from assets.defs.features.dbt import mem_dbt_daily, mem_dbt_models
 from assets.defs.ingest.assets import raw_bars
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
 from assets.defs.models.signal import signal_model
@@ -17,7 +16,7 @@ from assets.defs.risk.assets import risk_limits
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.schemas import ORDER_SCHEMA
 from tests.pipeline.conftest import make_resources
-from tests.pipeline.helpers import check_results, range_tags
+from tests.pipeline.helpers import build_features, check_results, range_tags
 
 START, DAY = dt.date(2009, 8, 21), dt.date(2010, 8, 20)
 MODELS = [regime_model, vol_forecasts, slippage_model, signal_model]
@@ -28,8 +27,7 @@ def fitted(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("decisions") / "data"
     resources = make_resources(data_dir)
     assert dg.materialize([raw_bars], resources=resources, tags=range_tags(START, DAY)).success
-    assert dg.materialize([mem_dbt_models], resources=resources).success
-    assert dg.materialize([mem_dbt_daily], resources=resources, tags=range_tags(START, DAY)).success
+    build_features(resources, START, DAY)
     config = {"ops": {a.op.name: {"config": {"as_of": DAY.isoformat()}} for a in MODELS if a is not slippage_model}}
     assert dg.materialize(MODELS, resources=resources, run_config=config).success
     return data_dir, resources

@@ -1,4 +1,8 @@
-"""The dbt features through Dagster: partition window -> dbt vars, idempotency, incremental == full refresh."""
+"""The dbt features through Dagster: partition window -> dbt vars, idempotency, incremental == full refresh.
+
+The intermediates and the mart are incremental (one daily asset); a re-materialized older day rebuilds
+every later row that reads it, so the warehouse always equals a full refresh of the lake.
+"""
 
 from __future__ import annotations
 
@@ -8,55 +12,110 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.defs.features.dbt import mem_dbt_daily, mem_dbt_models
+from assets.defs.features.dbt import mem_dbt_daily, mem_dbt_views
 from assets.defs.ingest.assets import raw_bars
+from mem_pipeline.paths import Paths
 from tests.dbt.runner import read_table
 from tests.pipeline.conftest import make_resources
-from tests.pipeline.helpers import assert_same_values, range_tags
+from tests.pipeline.helpers import assert_same_values, build_features, range_tags
 
 SPRING = (dt.date(2010, 3, 1), dt.date(2010, 6, 30))
+INCREMENTAL = ("int_bars__returns", "fct_features_daily")
+REFRESH = {"ops": {"mem_dbt_daily": {"config": {"full_refresh": True}}}}
+
+
+def _market(data_dir) -> pl.DataFrame:
+    return read_table_by_date(data_dir, "int_market__daily")
+
+
+def read_table_by_date(data_dir, table: str) -> pl.DataFrame:
+    import duckdb
+
+    with duckdb.connect(str(data_dir / "warehouse" / "mem.duckdb"), read_only=True) as con:
+        return con.sql(f'select * from "{table}" order by trade_date').pl()  # the name comes from the test
+
+
+def _snapshot(data_dir) -> dict[str, pl.DataFrame]:
+    return {table: read_table(data_dir, table) for table in INCREMENTAL} | {"int_market__daily": _market(data_dir)}
+
+
+def _assert_same(a: dict[str, pl.DataFrame], b: dict[str, pl.DataFrame]) -> None:
+    for table in INCREMENTAL:
+        assert_same_values(a[table], b[table])
+    market_a, market_b = a["int_market__daily"], b["int_market__daily"]
+    assert market_a["trade_date"].equals(market_b["trade_date"])
+    for column in ("mkt_ret_1d", "mkt_ret_5d"):
+        gap = (market_a[column] - market_b[column]).abs().max()
+        assert market_a[column].is_null().equals(market_b[column].is_null()) and (gap is None or gap <= 1e-15)
 
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
-    """Four months of the bundled cross-section ingested, views built, the mart backfilled in one run."""
+    """Four months of the bundled cross-section ingested, views built, the daily models backfilled in one run."""
     data_dir = tmp_path_factory.mktemp("features") / "data"
     resources = make_resources(data_dir)
     assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*SPRING)).success
-    assert dg.materialize([mem_dbt_models], resources=resources).success
-    result = dg.materialize([mem_dbt_daily], resources=resources, tags=range_tags(*SPRING))
-    assert result.success
-    return data_dir, resources, result
+    return data_dir, resources, build_features(resources, *SPRING)
 
 
 def test_backfill_builds_one_row_per_bar_with_dbt_checks(warehouse) -> None:
     data_dir, _, built = warehouse
-    features = read_table(data_dir, "fct_features_daily")
-    bars = read_table(data_dir, "stg_market__bars")
-    assert features.height == bars.height
-    assert features.select("symbol", "trade_date").equals(bars.select("symbol", "trade_date"))
+    bars = read_table(data_dir, "stg_market__bars").select("symbol", "trade_date")
+    for table in INCREMENTAL:
+        assert read_table(data_dir, table).select("symbol", "trade_date").equals(bars), table
+    assert _market(data_dir)["trade_date"].equals(bars["trade_date"].unique().sort().slice(1))  # day 1: no return
     partitions = {m.partition for m in built.get_asset_materialization_events() if m.partition}
     assert len(partitions) == int(pl.date_range(*SPRING, eager=True).dt.weekday().le(5).sum())
     checks = built.get_asset_check_evaluations()
+    assert {c.asset_key.to_user_string() for c in checks} >= {"int_bars__returns", "fct_features_daily"}
     assert checks and all(c.passed for c in checks)
 
 
 def test_a_partition_rematerialized_is_idempotent_and_equals_a_full_refresh(warehouse) -> None:
     data_dir, resources, _ = warehouse
-    backfilled = read_table(data_dir, "fct_features_daily")
+    backfilled = _snapshot(data_dir)
     assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30").success
-    once = read_table(data_dir, "fct_features_daily")
+    once = _snapshot(data_dir)
     assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30").success
-    assert read_table(data_dir, "fct_features_daily").equals(once)  # the same run twice: the same bits
-    assert_same_values(once, backfilled)  # a one-day incremental equals the backfill
-    refresh = {"ops": {"mem_dbt_daily": {"config": {"full_refresh": True}}}}
-    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30", run_config=refresh).success
-    assert_same_values(read_table(data_dir, "fct_features_daily"), backfilled)
+    for table, frame in _snapshot(data_dir).items():
+        assert frame.equals(once[table]), table  # the same run twice: the same bits
+    _assert_same(once, backfilled)  # a one-day incremental equals the backfill
+    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30", run_config=REFRESH).success
+    _assert_same(_snapshot(data_dir), backfilled)
+
+
+def test_an_older_day_re_ingested_rebuilds_every_later_row(tmp_path) -> None:
+    """A corrected close and a symbol dropped on an old day: materializing that one partition leaves the
+    warehouse equal to a full refresh (later lags and windows read the corrected bar; no stale row)."""
+    data_dir = tmp_path / "data"
+    resources = make_resources(data_dir)
+    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*SPRING)).success
+    build_features(resources, *SPRING)
+    day = dt.date(2010, 5, 3)
+    part = Paths(data_dir).bars("sample") / f"date={day.isoformat()}" / "part.parquet"
+    bars = pl.read_parquet(part)
+    moved, dropped = bars["symbol"].sort()[0], bars["symbol"].sort()[1]
+    scale = pl.when(pl.col("symbol") == moved).then(1.05).otherwise(1.0)
+    corrected = bars.filter(pl.col("symbol") != dropped).with_columns(
+        *(pl.col(c) * scale for c in ("open", "high", "low", "close"))
+    )
+    corrected.write_parquet(part)
+    before = read_table(data_dir, "fct_features_daily")
+
+    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key=day.isoformat()).success
+    incremental = _snapshot(data_dir)
+    features = incremental["fct_features_daily"]
+    assert features.filter((pl.col("symbol") == dropped) & (pl.col("trade_date") == day)).is_empty()
+    later = (pl.col("symbol") == moved) & (pl.col("trade_date") > day)
+    changed = features.filter(later)["rv_20d"] != before.filter(later)["rv_20d"]
+    assert changed.head(20).all()  # the 20 windows after the corrected day hold its returns
+    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key=day.isoformat(), run_config=REFRESH)
+    _assert_same(incremental, _snapshot(data_dir))
 
 
 def test_the_window_limits_what_is_written(resources, data_dir) -> None:
     assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*SPRING)).success
-    assert dg.materialize([mem_dbt_models], resources=resources).success
+    assert dg.materialize([mem_dbt_views], resources=resources).success
     assert dg.materialize(
         [mem_dbt_daily], resources=resources, tags=range_tags(dt.date(2010, 6, 1), dt.date(2010, 6, 4))
     ).success
@@ -64,3 +123,5 @@ def test_the_window_limits_what_is_written(resources, data_dir) -> None:
     assert written["trade_date"].unique().sort().to_list() == [dt.date(2010, 6, d) for d in (1, 2, 3, 4)]
     # Windows still see the history before the partition window: 20-day volatility is warm on June 1.
     assert written.filter(pl.col("symbol") == "AAPL")["rv_20d"].null_count() == 0
+    # The intermediate holds that history (built from the whole lake on its first run), never a later day.
+    assert read_table(data_dir, "int_bars__returns")["trade_date"].max() == dt.date(2010, 6, 4)

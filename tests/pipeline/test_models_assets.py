@@ -9,11 +9,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.defs.features.dbt import mem_dbt_models
 from assets.defs.ingest.assets import raw_bars
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
 from tests.pipeline.conftest import make_resources
-from tests.pipeline.helpers import range_tags
+from tests.pipeline.helpers import build_features, range_tags
 
 CROSS_SECTION = (dt.date(2009, 8, 21), dt.date(2010, 8, 20))  # the bundled 524-stock year
 AS_OF = dt.date(2010, 6, 30)
@@ -23,7 +22,7 @@ def _lake(tmp_path_factory, end: dt.date):
     data_dir = tmp_path_factory.mktemp("models") / "data"
     resources = make_resources(data_dir)
     assert dg.materialize([raw_bars], resources=resources, tags=range_tags(CROSS_SECTION[0], end)).success
-    assert dg.materialize([mem_dbt_models], resources=resources).success
+    build_features(resources, CROSS_SECTION[0], end)
     return data_dir, resources
 
 

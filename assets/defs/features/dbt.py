@@ -34,7 +34,11 @@ def dbt_env(paths: Paths) -> None:
     paths.warehouse.mkdir(parents=True, exist_ok=True)
 
 
+# Three asset definitions, in dependency order: views -> incremental (daily) -> tables. One definition
+# for views and tables would form a cycle between two multi-assets (stg -> int -> labels).
+VIEWS = "config.materialized:view"
 INCREMENTAL = "config.materialized:incremental"
+TABLES = "config.materialized:table"
 # One writer at a time: every dbt invocation writes the DuckDB warehouse (see config/dagster.yaml).
 WAREHOUSE_POOL = "duckdb_warehouse"
 
@@ -54,13 +58,26 @@ COMMON = {
 }
 
 
-@dbt_assets(**COMMON, exclude=INCREMENTAL)
-def mem_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource
-):
-    """Views (staging, intermediate) and full-rebuild tables such as the labels."""
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource):
     dbt_env(lake.paths())
     yield from dbt.cli(["build", "--vars", json.dumps({"source": market.source})], context=context).stream()
+
+
+@dbt_assets(**COMMON, select=VIEWS)
+def mem_dbt_views(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource
+):
+    """Staging views over the parquet lake (and their tests, which read the whole lake)."""
+    yield from _build(context, dbt, lake, market)
+
+
+@dbt_assets(**COMMON, select=TABLES)
+def mem_dbt_tables(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource
+):
+    """Full-rebuild tables over the incremental ones: the labels (they read the future, so no partition of
+    them is ever final). Built before every model refit (the `models` job)."""
+    yield from _build(context, dbt, lake, market)
 
 
 @dbt_assets(**COMMON, select=INCREMENTAL, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run())
@@ -71,7 +88,8 @@ def mem_dbt_daily(
     market: MarketDataResource,
     config: DbtBuildConfig,
 ):
-    """Incremental marts, one dbt invocation per run: the partition window becomes `min_date`/`max_date`."""
+    """Incremental models (intermediates and the features mart), one dbt invocation per run: the partition
+    window becomes `min_date`/`max_date`."""
     start, end = window(context)
     dbt_env(lake.paths())
     dbt_vars = {"source": market.source}

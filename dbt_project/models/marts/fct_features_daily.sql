@@ -2,18 +2,20 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key=['symbol', 'trade_date'],
+        unique_key='trade_date',
         on_schema_change='fail',
     )
 }}
 
 {#-
-    Incremental by date window: Dagster passes the partition window as vars `min_date` / `max_date`.
-    Windows need history before `min_date`: the longest needs 61 rows, so each symbol's last
-    `lookback_rows` rows before the window are read too, and only the window's rows are written.
+    Incremental by date window (see macros/incremental_window.sql): the rows int_bars__returns holds from
+    the window's start on are rebuilt, whole days at a time (`unique_key='trade_date'`: a symbol dropped
+    from a re-ingested day leaves no stale row). Windows need history before the start: the longest needs
+    61 rows, so each symbol's last `lookback_rows` rows before it are read too, and only the window's rows
+    are written.
 -#}
-{%- set min_date = var('min_date', none) -%}
-{%- set max_date = var('max_date', none) -%}
+{#- History comes from int_bars__returns, so the window holds on a first build too. -#}
+{%- set start = window_start(reads_this=false) -%}
 {%- set lookback_rows = var('lookback_rows', 70) -%}
 
 with
@@ -21,18 +23,15 @@ with
 returns as (
 
     select * from {{ ref('int_bars__returns') }}
-    {%- if max_date %}
-    where trade_date <= cast('{{ max_date }}' as date)
-    {%- endif %}
 
 ),
 
-{% if min_date -%}
+{% if start -%}
 window_start as (
 
     select symbol, min(obs) - {{ lookback_rows }} as first_obs
     from returns
-    where trade_date >= cast('{{ min_date }}' as date)
+    where trade_date >= cast('{{ start }}' as date)
     group by symbol
 
 ),
@@ -62,14 +61,21 @@ market as (
 joined as (
 
     select
-        history.*,
+        history.symbol,
+        history.trade_date,
+        history.obs,
+        history.close,
+        history.volume,
+        history.ret_1d,
+        history.log_range,
+        history.quoted_spread,
+        history.cs_spread,
         market.mkt_ret_1d,
         market.mkt_ret_5d,
-        close * volume as dollar_volume,
-        abs(ret_1d) / nullif(close * volume, 0) * 1e6 as illiquidity,
-        {{ floor_at_zero('price_change') }} as gain,
-        {{ floor_at_zero('-price_change') }} as loss,
-        0.5 * pow(log_range, 2) - (2 * ln(2) - 1) * pow(log_body, 2) as gk_term,
+        history.close * history.volume as dollar_volume,
+        abs(history.ret_1d) / nullif(history.close * history.volume, 0) * 1e6 as illiquidity,
+        abs(history.price_change) as abs_change,
+        0.5 * pow(history.log_range, 2) - (2 * ln(2) - 1) * pow(history.log_body, 2) as gk_term,
 
     from history
     left join market on history.trade_date = market.trade_date
@@ -103,9 +109,9 @@ windowed as (
         ln(lag(close, 5) over by_symbol / lag(close, 60) over by_symbol) as momentum_60_5,
         -(ln(close / lag(close, 5) over by_symbol) - mkt_ret_5d) as reversal_5d,
 
-        -- RSI(14), Cutler's variant: simple averages of gains and losses, so the value is window-bounded
-        {{ rolling_dense('avg(gain)', 14, 2) }} as avg_gain_14,
-        {{ rolling_dense('avg(loss)', 14, 2) }} as avg_loss_14,
+        -- RSI(14) inputs: the net and the total absolute change over the last 14 changes
+        close - lag(close, 14) over by_symbol as net_change_14,
+        {{ rolling_dense('avg(abs_change)', 14, 2) }} as abs_change_avg_14,
 
         -- MACD on simple moving averages (12/26), scaled by price
         ({{ rolling_dense('avg(close)', 12) }} - {{ rolling_dense('avg(close)', 26) }}) / close as macd,
@@ -138,10 +144,14 @@ windowed as (
 derived as (
 
     select
-        * exclude (avg_gain_14, avg_loss_14, obs),
+        * exclude (net_change_14, abs_change_avg_14, obs),
+        -- RSI(14), Cutler's variant (simple averages, so the value is window-bounded): 100 * gains /
+        -- (gains + losses) = 50 * (1 + net change / total absolute change), one window aggregate instead of
+        -- two; clamped against the last bit. No change at all counts as no loss (100).
         case
-            when avg_loss_14 = 0 then 100
-            else 100 - 100 / (1 + avg_gain_14 / avg_loss_14)
+            when abs_change_avg_14 = 0 then 100
+            when abs_change_avg_14 > 0
+                then least(greatest(50 + 50 * net_change_14 / (14 * abs_change_avg_14), 0), 100)
         end as rsi_14,
         {{ rolling_dense('avg(macd)', 9, 26) }} as macd_signal_9,
         coalesce(quoted_spread_20d, cs_spread_20d) as spread_est,
@@ -153,8 +163,8 @@ derived as (
 in_window as (
 
     select * from derived
-    {%- if min_date %}
-    where trade_date >= cast('{{ min_date }}' as date)
+    {%- if start %}
+    where trade_date >= cast('{{ start }}' as date)
     {%- endif %}
 
 ),

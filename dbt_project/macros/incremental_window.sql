@@ -1,0 +1,23 @@
+{#-
+    The date window an incremental run rebuilds. Dagster passes its partition window as vars `min_date` /
+    `max_date`; without them (a full refresh) every model is built from the whole lake.
+
+    window_start(reads_this): the first day to rebuild. A model that takes the history before the window from
+    its own table (`reads_this`) is built from the whole lake while that table does not exist yet.
+
+    window_end(): the last day to rebuild. A window that ends before rows this model already holds is
+    extended to them: the bars before those rows may have changed, and their lags and windows read them.
+-#}
+{% macro window_start(reads_this=true) -%}
+    {%- set min_date = var('min_date', none) -%}
+    {{ return(min_date if (min_date and (is_incremental() or not reads_this)) else none) }}
+{%- endmacro %}
+
+{% macro window_end() -%}
+    {%- set max_date = var('max_date', none) -%}
+    {%- if not (max_date and window_start() and execute) -%}
+        {{ return(max_date) }}
+    {%- endif -%}
+    {%- set built = run_query("select cast(max(trade_date) as varchar) from " ~ this).columns[0].values()[0] -%}
+    {{ return(built if built and built > max_date else max_date) }}
+{%- endmacro %}
