@@ -21,3 +21,17 @@
     {%- set built = run_query("select cast(max(trade_date) as varchar) from " ~ this).columns[0].values()[0] -%}
     {{ return(built if built and built > max_date else max_date) }}
 {%- endmacro %}
+
+{#-
+    rebuilt(start): the condition on `trade_date` of the rows a run rebuilds: from `start` on, and from the first
+    day after the last one this model holds before `start`, so that days skipped by earlier runs are filled in
+    rather than left as a gap that later lags and windows would silently step over.
+-#}
+{% macro rebuilt(start) -%}
+    {%- if is_incremental() -%}
+    (trade_date >= cast('{{ start }}' as date)
+        or trade_date > (select max(trade_date) from {{ this }} where trade_date < cast('{{ start }}' as date)))
+    {%- else -%}
+    trade_date >= cast('{{ start }}' as date)
+    {%- endif -%}
+{%- endmacro %}

@@ -113,6 +113,21 @@ def test_an_older_day_re_ingested_rebuilds_every_later_row(tmp_path) -> None:
     _assert_same(incremental, _snapshot(data_dir))
 
 
+def test_a_day_skipped_by_earlier_runs_is_filled_in(tmp_path) -> None:
+    """Built through June 24, then June 30 alone: the lake's June 25-29 are built too (never a gap that the
+    next day's lags would step over), and the warehouse equals a full refresh."""
+    data_dir = tmp_path / "data"
+    resources = make_resources(data_dir)
+    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*SPRING)).success
+    build_features(resources, SPRING[0], dt.date(2010, 6, 24))
+    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30").success
+    filled = _snapshot(data_dir)
+    days = filled["fct_features_daily"]["trade_date"].unique().sort()
+    assert days.filter(days > dt.date(2010, 6, 24)).to_list() == [dt.date(2010, 6, d) for d in (25, 28, 29, 30)]
+    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30", run_config=REFRESH)
+    _assert_same(filled, _snapshot(data_dir))
+
+
 def test_the_window_limits_what_is_written(resources, data_dir) -> None:
     assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*SPRING)).success
     assert dg.materialize([mem_dbt_views], resources=resources).success

@@ -17,7 +17,7 @@ bars as (
     from {{ ref('stg_market__bars') }}
     where true
     {%- if start %}
-        and trade_date >= cast('{{ start }}' as date)
+        and {{ rebuilt(start) }}
     {%- endif %}
     {%- if end %}
         and trade_date <= cast('{{ end }}' as date)

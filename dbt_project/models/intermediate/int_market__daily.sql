@@ -9,7 +9,7 @@ returns as (
 
     select * from {{ ref('int_bars__returns') }}
     {%- if start %}
-    where trade_date >= cast('{{ start }}' as date)
+    where {{ rebuilt(start) }}
     {%- endif %}
 
 ),

@@ -31,7 +31,7 @@ window_start as (
 
     select symbol, min(obs) - {{ lookback_rows }} as first_obs
     from returns
-    where trade_date >= cast('{{ start }}' as date)
+    where {{ rebuilt(start) }}
     group by symbol
 
 ),
@@ -164,7 +164,7 @@ in_window as (
 
     select * from derived
     {%- if start %}
-    where trade_date >= cast('{{ start }}' as date)
+    where {{ rebuilt(start) }}
     {%- endif %}
 
 ),
