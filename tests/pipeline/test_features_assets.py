@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import duckdb
 import polars as pl
 import pytest
 
@@ -25,14 +26,8 @@ REFRESH = {"ops": {"mem_dbt_daily": {"config": {"full_refresh": True}}}}
 
 
 def _market(data_dir) -> pl.DataFrame:
-    return read_table_by_date(data_dir, "int_market__daily")
-
-
-def read_table_by_date(data_dir, table: str) -> pl.DataFrame:
-    import duckdb
-
     with duckdb.connect(str(data_dir / "warehouse" / "mem.duckdb"), read_only=True) as con:
-        return con.sql(f'select * from "{table}" order by trade_date').pl()  # the name comes from the test
+        return con.sql("select * from int_market__daily order by trade_date").pl()
 
 
 def _snapshot(data_dir) -> dict[str, pl.DataFrame]:
@@ -109,7 +104,9 @@ def test_an_older_day_re_ingested_rebuilds_every_later_row(tmp_path) -> None:
     later = (pl.col("symbol") == moved) & (pl.col("trade_date") > day)
     changed = features.filter(later)["rv_20d"] != before.filter(later)["rv_20d"]
     assert changed.head(20).all()  # the 20 windows after the corrected day hold its returns
-    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key=day.isoformat(), run_config=REFRESH)
+    assert dg.materialize(
+        [mem_dbt_daily], resources=resources, partition_key=day.isoformat(), run_config=REFRESH
+    ).success
     _assert_same(incremental, _snapshot(data_dir))
 
 
@@ -124,7 +121,7 @@ def test_a_day_skipped_by_earlier_runs_is_filled_in(tmp_path) -> None:
     filled = _snapshot(data_dir)
     days = filled["fct_features_daily"]["trade_date"].unique().sort()
     assert days.filter(days > dt.date(2010, 6, 24)).to_list() == [dt.date(2010, 6, d) for d in (25, 28, 29, 30)]
-    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30", run_config=REFRESH)
+    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30", run_config=REFRESH).success
     _assert_same(filled, _snapshot(data_dir))
 
 
