@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -43,3 +45,20 @@ def assert_same_values(a: pl.DataFrame, b: pl.DataFrame, rtol: float = 1e-12) ->
             assert gap is None or gap <= rtol, f"{column}: relative gap {gap}"
         else:
             assert x.equals(y), column
+
+
+#: What a decision day must keep through a restructuring: the orders' symbols, sides, sizes and schedules.
+ORDER_FINGERPRINT = ("symbol", "side", "quantity", "target_position", "schedule", "n_slices")
+GOLDEN_ORDERS = Path(__file__).parent / "golden"
+
+
+def assert_orders_unchanged(orders: pl.DataFrame, name: str) -> None:
+    """The orders equal ``golden/<name>.csv``, recorded from the code before the decision kernel was
+    restructured (``MEM_RECORD_ORDERS=1`` rewrites it: only for a change that means to alter the orders)."""
+    got = orders.select(ORDER_FINGERPRINT).sort("symbol")
+    path = GOLDEN_ORDERS / f"{name}.csv"
+    if os.environ.get("MEM_RECORD_ORDERS") == "1":
+        got.write_csv(path)
+    expected = pl.read_csv(path, schema=got.schema)
+    assert got.height == expected.height, f"{got.height} orders, expected {expected.height}"
+    assert got.equals(expected), got.join(expected, on="symbol", how="full", suffix="_expected")

@@ -16,7 +16,7 @@ from assets.defs.risk.assets import risk_limits
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.schemas import ORDER_SCHEMA
 from tests.pipeline.conftest import make_resources
-from tests.pipeline.helpers import build_features, check_results, range_tags
+from tests.pipeline.helpers import assert_orders_unchanged, build_features, check_results, range_tags
 
 START, DAY = dt.date(2009, 8, 21), dt.date(2010, 8, 20)
 MODELS = [regime_model, vol_forecasts, slippage_model, signal_model]
@@ -63,6 +63,7 @@ def test_a_decision_is_checked_stored_and_versioned_by_its_inputs(fitted) -> Non
     orders = store.read_orders(version)
     assert orders.schema == pl.Schema(ORDER_SCHEMA)
     assert (orders["decision_version"] == version).all() and (orders["decision_date"] == DAY).all()
+    assert_orders_unchanged(orders, "bundled_2010-08-20")
     limits = pl.read_parquet(data_dir / "risk" / DAY.isoformat() / "symbols.parquet")
     assert set(orders["symbol"]) <= set(limits["symbol"])
     # The same inputs give the same version and add no file.

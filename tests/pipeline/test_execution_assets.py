@@ -28,6 +28,7 @@ from mem_pipeline.execution.ledger import Ledger
 from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
 from tests.dbt.harness import write_lake
 from tests.dbt.runner import dbt
+from tests.pipeline.helpers import assert_orders_unchanged
 
 DAY, NEXT = dt.date(2018, 12, 20), dt.date(2018, 12, 21)
 FAKE = {"MEM_CCXT_API_KEY": "mem-fake-api-key-7f3a9c", "MEM_CCXT_SECRET": "mem-fake-secret-e41b02"}
@@ -90,6 +91,7 @@ def test_each_decision_version_is_sent_exactly_once_then_filled(setup) -> None:
     version = _decide(resources, instance, DAY)
     orders = DecisionStore(data_dir / "decisions").read_orders(version)
     assert orders.height > 0
+    assert_orders_unchanged(orders, "synthetic_2018-12-20")
 
     tick = new_decisions(dg.build_sensor_context(instance=instance, resources=resources))
     [request] = tick.run_requests
@@ -138,6 +140,7 @@ def test_each_decision_version_is_sent_exactly_once_then_filled(setup) -> None:
     assert booked["ledger_fills_total"].value > 0
     next_version = _decide(resources, instance, NEXT)
     next_orders = DecisionStore(data_dir / "decisions").read_orders(next_version)
+    assert_orders_unchanged(next_orders, "synthetic_2018-12-21_after_fills")
     held = set(orders["symbol"])
     assert (next_orders.filter(pl.col("symbol").is_in(held))["current_position"] != 0).any()
 
