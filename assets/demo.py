@@ -24,13 +24,13 @@ from assets.instance import ensure_dagster_home
 from assets.partitions import DAILY
 from assets.resources import LakeResource
 from assets.run import run_job
-from mem_pipeline import lake
+from mem_pipeline.core.paths import Paths
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.execution.ledger import Ledger
+from mem_pipeline.ingest import lake
+from mem_pipeline.ingest.quarantine import read_rejected
+from mem_pipeline.ingest.sources.registry import configured_source_name
 from mem_pipeline.models.artifacts import read_json
-from mem_pipeline.paths import Paths
-from mem_pipeline.quarantine import read_rejected
-from mem_pipeline.sources.registry import configured_source_name
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mem_pipeline.paths import PROJECT_ROOT
+from mem_pipeline.core.paths import PROJECT_ROOT
 
 
 def ensure_dagster_home() -> Path:

@@ -6,8 +6,8 @@ import datetime as dt
 
 import dagster as dg
 
-from mem_pipeline.params import load_params
-from mem_pipeline.sources.registry import configured_source_name
+from mem_pipeline.core.params import load_params
+from mem_pipeline.ingest.sources.registry import configured_source_name
 
 # The bundled sample covers 1999-01-04 .. 2018-12-31; end dates are exclusive.
 SAMPLE_CALENDAR = ("1999-01-04", "2019-01-01")
@@ -19,7 +19,7 @@ def source_calendar(source: str) -> tuple[str, str | None]:
     if source == "sample":
         return SAMPLE_CALENDAR
     if source == "synthetic":
-        from mem_pipeline.sources.synthetic import SyntheticConfig
+        from mem_pipeline.ingest.sources.synthetic import SyntheticConfig
 
         config = SyntheticConfig.from_params(settings)
         return config.start.isoformat(), (config.end + dt.timedelta(days=1)).isoformat()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from mem_pipeline.paths import Paths
-from mem_pipeline.sources.base import MarketDataSource
-from mem_pipeline.sources.registry import build_source, configured_source_name
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.ingest.sources.base import MarketDataSource
+from mem_pipeline.ingest.sources.registry import build_source, configured_source_name
 
 
 class LakeResource(dg.ConfigurableResource):

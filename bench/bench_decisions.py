@@ -27,9 +27,9 @@ from scipy.optimize import linprog
 
 from bench.harness import Timing, median_time, report
 from mem_pipeline.decisions import decide, run_checks
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market, simulate_fills
 from mem_pipeline.models.slippage import SlippageConfig, fit_slippage
 from mem_pipeline.risk import RiskConfig
-from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market, simulate_fills
 from tests.decision_inputs import DECISION_DATE, make_inputs, sqrt_cost_model
 
 BASELINE = "decide, every CVaR as an RU linear program (scipy HiGHS, per-symbol loop)"

@@ -22,12 +22,12 @@ from pathlib import Path
 import polars as pl
 
 from bench.harness import Timing, report
+from mem_pipeline.core.schemas import ORDER_SCHEMA
 from mem_pipeline.execution.breaker import CircuitBreaker
 from mem_pipeline.execution.brokers.paper import PaperBroker
 from mem_pipeline.execution.engine import ExecutionResult, execute
 from mem_pipeline.execution.gate import GateConfig, PreTradeGate
 from mem_pipeline.execution.ledger import Ledger
-from mem_pipeline.schemas import ORDER_SCHEMA
 
 N_PARENTS, N_SLICES = 500, 5
 GATE = GateConfig(max_order_notional=1e6, max_position_notional=1e6, max_gross_exposure=1e9)

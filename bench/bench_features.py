@@ -47,12 +47,12 @@ import pandas as pd
 
 from bench.harness import Timing, report
 from bench.pandas_features import FEATURE_COLUMNS, compute_features
-from mem_pipeline import lake
-from mem_pipeline.ingest import ingest_window
-from mem_pipeline.params import load_params
-from mem_pipeline.paths import Paths
-from mem_pipeline.quality.rules import QualityConfig
-from mem_pipeline.sources.synthetic import SyntheticConfig, SyntheticSource, cached_market
+from mem_pipeline.core.params import load_params
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.ingest import lake
+from mem_pipeline.ingest.quality.rules import QualityConfig
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, SyntheticSource, cached_market
+from mem_pipeline.ingest.window import ingest_window
 from tests.dbt.runner import dbt
 
 T = TypeVar("T")

@@ -20,11 +20,11 @@ from pathlib import Path
 import yaml
 
 from bench.harness import Timing, median_time, report
-from mem_pipeline.ingest import ingest_window
-from mem_pipeline.params import load_params
-from mem_pipeline.paths import Paths
-from mem_pipeline.quality.rules import QualityConfig
-from mem_pipeline.sources.synthetic import SyntheticConfig, SyntheticSource, cached_market
+from mem_pipeline.core.params import load_params
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.ingest.quality.rules import QualityConfig
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, SyntheticSource, cached_market
+from mem_pipeline.ingest.window import ingest_window
 
 SCALES = {
     "100 symbols x 10 years": (100, dt.date(2009, 1, 1), dt.date(2018, 12, 31)),

@@ -22,11 +22,11 @@ from assets.defs.models.assets import regime_model, slippage_model, vol_forecast
 from assets.defs.models.signal import decision_memory, signal_model
 from assets.resources import LakeResource
 from bench.harness import Timing, report
-from mem_pipeline.ingest import ingest_window
-from mem_pipeline.params import section
-from mem_pipeline.paths import Paths
-from mem_pipeline.quality.rules import QualityConfig
-from mem_pipeline.sources.synthetic import SyntheticConfig, SyntheticSource
+from mem_pipeline.core.params import section
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.ingest.quality.rules import QualityConfig
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, SyntheticSource
+from mem_pipeline.ingest.window import ingest_window
 from tests.dbt.runner import dbt
 
 START, END = dt.date(2009, 1, 1), dt.date(2018, 12, 31)

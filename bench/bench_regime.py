@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
 from mem_pipeline.models.regime import FittedRegime, RegimeConfig, fit_regime, plot_regimes
-from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
 
 N_POINTS = 5_000
 CRISIS = (dt.date(2008, 9, 1), dt.date(2008, 12, 31))

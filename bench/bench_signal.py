@@ -23,8 +23,11 @@ import numpy as np
 import polars as pl
 
 from bench.harness import machine
-from mem_pipeline.lake import write_partitions
-from mem_pipeline.memory import DecisionMemory, MemoryConfig, direction_decisions, row_weights
+from mem_pipeline.core.params import section
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.ingest.lake import write_partitions
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
+from mem_pipeline.memory.decision_memory import DecisionMemory, MemoryConfig, direction_decisions, row_weights
 from mem_pipeline.models.signal import (
     DATE,
     LABEL,
@@ -35,9 +38,6 @@ from mem_pipeline.models.signal import (
     log_loss,
     training_frame,
 )
-from mem_pipeline.params import section
-from mem_pipeline.paths import Paths
-from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
 from tests.dbt.runner import dbt, read_table
 
 EMBARGO = 5

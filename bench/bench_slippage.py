@@ -18,8 +18,8 @@ import time
 import numpy as np
 
 from bench.harness import Timing, median_time, report
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market, simulate_fills
 from mem_pipeline.models.slippage import SlippageConfig, fit_slippage, time_split
-from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market, simulate_fills
 
 N_SYMBOLS, N_DAYS = 50, 2000
 START = dt.date(2008, 1, 1)

@@ -10,7 +10,7 @@ import datetime as dt
 import statistics
 import time
 
-from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
 
 CASES: dict[str, tuple[int, dt.date, dt.date]] = {
     "100 symbols x 10 years": (100, dt.date(2009, 1, 1), dt.date(2018, 12, 31)),

@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 
 from bench.harness import Timing, report
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
 from mem_pipeline.models.volatility import FittedVol, VolConfig, fit_vol
-from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
 
 
 def synthetic_returns(n_symbols: int, start: dt.date, end: dt.date) -> pl.DataFrame:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mem_pipeline.schemas import POSITION_SCHEMA
+from mem_pipeline.core.schemas import POSITION_SCHEMA
 
 DECISION_DATE = dt.date(2024, 6, 28)
 

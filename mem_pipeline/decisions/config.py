@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mem_pipeline.config import config_from_params
+from mem_pipeline.core.config import config_from_params
 from mem_pipeline.decisions.types import DecisionError
 
 

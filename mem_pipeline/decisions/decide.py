@@ -21,6 +21,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from mem_pipeline.core.schemas import ORDER_SCHEMA, POSITION_SCHEMA
 from mem_pipeline.decisions.config import DecisionConfig
 from mem_pipeline.decisions.schedule import choose_schedule
 from mem_pipeline.decisions.types import TARGET_SCHEMA, DecisionError, Side, TradeDecision
@@ -31,7 +32,6 @@ from mem_pipeline.risk.kelly import kelly_fraction
 from mem_pipeline.risk.limits import RiskLimits, constrain_book
 from mem_pipeline.risk.regime import regime_multiplier
 from mem_pipeline.risk.scenarios import RiskModel, build_scenarios, check_not_after
-from mem_pipeline.schemas import ORDER_SCHEMA, POSITION_SCHEMA
 
 FloatArray = NDArray[np.float64]
 #: Columns of ``fct_features_daily`` a decision reads (``spread_est`` is a fraction of the mid price,

@@ -10,9 +10,9 @@ from typing import Any
 
 import polars as pl
 
-from mem_pipeline.errors import MemError
+from mem_pipeline.core.errors import MemError
+from mem_pipeline.core.schemas import ORDER_SCHEMA
 from mem_pipeline.risk.limits import RiskLimits
-from mem_pipeline.schemas import ORDER_SCHEMA
 
 
 class DecisionError(MemError, ValueError):

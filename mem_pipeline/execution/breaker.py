@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from mem_pipeline.config import config_from_params
+from mem_pipeline.core.config import config_from_params
 from mem_pipeline.execution.errors import ExecutionError
 
 

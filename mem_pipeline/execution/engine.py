@@ -30,7 +30,7 @@ from typing import Any
 
 import polars as pl
 
-from mem_pipeline.config import config_from_params
+from mem_pipeline.core.config import config_from_params
 from mem_pipeline.execution.breaker import BreakerConfig, CircuitBreaker
 from mem_pipeline.execution.brokers.base import Broker
 from mem_pipeline.execution.brokers.ccxt_broker import CcxtBrokerConfig

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mem_pipeline.errors import MemError
+from mem_pipeline.core.errors import MemError
 
 
 class ExecutionError(MemError):

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mem_pipeline.config import config_from_params
+from mem_pipeline.core.config import config_from_params
 from mem_pipeline.execution.errors import ExecutionError
 from mem_pipeline.execution.orders import ParentOrder
 

@@ -24,13 +24,13 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.core.schemas import POSITION_SCHEMA
 from mem_pipeline.execution.errors import ExecutionError, IllegalTransition, LedgerBusy
 from mem_pipeline.execution.gate import Rejection
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport, ParentOrder
 from mem_pipeline.execution.states import TERMINAL, OrderState, Side, path, transition
 from mem_pipeline.models.slippage import DATE, FEATURES, TARGET
-from mem_pipeline.paths import Paths
-from mem_pipeline.schemas import POSITION_SCHEMA
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from mem_pipeline.core.schemas import ORDER_COLUMNS, ORDER_SCHEMA
 from mem_pipeline.execution.errors import ExecutionError
 from mem_pipeline.execution.ids import parent_order_id
 from mem_pipeline.execution.states import OrderState, Side
-from mem_pipeline.schemas import ORDER_COLUMNS, ORDER_SCHEMA
 
 SCHEDULES = ("twap", "vwap", "almgren_chriss")
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import polars as pl
 
+from mem_pipeline.core.params import section
+from mem_pipeline.core.paths import Paths
 from mem_pipeline.execution.breaker import CircuitBreaker
 from mem_pipeline.execution.brokers.base import Broker
 from mem_pipeline.execution.brokers.ccxt_broker import CcxtBroker
@@ -22,10 +24,14 @@ from mem_pipeline.execution.brokers.paper import PaperBroker
 from mem_pipeline.execution.engine import ExecutionConfig, ExecutionResult, execute
 from mem_pipeline.execution.gate import PreTradeGate
 from mem_pipeline.execution.ledger import Ledger
-from mem_pipeline.params import section
-from mem_pipeline.paths import Paths
 
 PAPER_DIR = "paper"
+
+
+def open_ledger(paths: Paths, config: ExecutionConfig | None = None) -> Ledger:
+    """The execution ledger configured in params.yaml (``execution.ledger_url``, else SQLite under ``paths``)."""
+    config = config or ExecutionConfig.from_params(section("execution"))
+    return Ledger.open(config.engine.ledger_url or None, paths=paths)
 
 
 def _utc_now() -> dt.datetime:

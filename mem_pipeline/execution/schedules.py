@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from mem_pipeline.config import config_from_params
+from mem_pipeline.core.config import config_from_params
 from mem_pipeline.execution.errors import ExecutionError
 from mem_pipeline.execution.ids import client_order_id
 from mem_pipeline.execution.orders import SCHEDULES, ChildOrder, ParentOrder

@@ -77,7 +77,7 @@ def artifact_as_of(root: Path, name: str, day: Any) -> tuple[Path, dict[str, Any
     Point-in-time model choice: a decision for ``day`` must never use a model that saw later data.
     A record without ``as_of`` (a model trained on no market history, e.g. on simulated fills) is
     eligible on any day. Raises ``MemError`` naming the model and the date when no such fit exists."""
-    from mem_pipeline.errors import MemError
+    from mem_pipeline.core.errors import MemError
 
     history = root / name / HISTORY
     records = []
@@ -98,7 +98,7 @@ def current_artifact(root: Path, name: str) -> Path:
     """The artifact folder ``current.json`` points at; a clear error if the model was never fitted."""
     pointer = root / name / "current.json"
     if not pointer.exists():
-        from mem_pipeline.errors import MemError
+        from mem_pipeline.core.errors import MemError
 
         raise MemError(f"no fitted {name} model under {root / name}: materialize the {name} asset first")
     return root / name / read_json(pointer)["artifact"]

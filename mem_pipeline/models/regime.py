@@ -42,8 +42,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike, NDArray
 
-from mem_pipeline.config import config_from_params
-from mem_pipeline.errors import MemError, format_rows
+from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.errors import MemError, format_rows
 from mem_pipeline.models.artifacts import check_header, read_json, save_png, write_json
 
 FloatArray = NDArray[np.float64]

@@ -44,8 +44,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from mem_pipeline.config import config_from_params
-from mem_pipeline.errors import MemError
+from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.errors import MemError
 from mem_pipeline.models.artifacts import check_header, read_json, save_artifact, write_json
 from mem_pipeline.models.gbm import NUM_THREADS, reproducible_params
 

@@ -56,8 +56,8 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy.signal import lfilter
 
-from mem_pipeline.config import config_from_params
-from mem_pipeline.errors import MemError
+from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.errors import MemError
 from mem_pipeline.models.artifacts import check_header, read_json, save_artifact, save_png, write_json
 
 FloatArray = NDArray[np.float64]

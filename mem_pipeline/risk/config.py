@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mem_pipeline.config import config_from_params
-from mem_pipeline.errors import MemError
+from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.errors import MemError
 
 CVAR_METHODS = ("fhs", "historical")
 

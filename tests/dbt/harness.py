@@ -29,10 +29,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mem_pipeline import lake
-from mem_pipeline.paths import Paths
-from mem_pipeline.schemas import BAR_SCHEMA, conform_bars
-from mem_pipeline.sources.synthetic import SyntheticConfig, SyntheticSource
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.core.schemas import BAR_SCHEMA, conform_bars
+from mem_pipeline.ingest import lake
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, SyntheticSource
 from tests.dbt.runner import dbt, read_table
 
 KEY = ["symbol", "trade_date"]

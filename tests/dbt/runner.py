@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from mem_pipeline.paths import DBT_PROJECT_DIR
+from mem_pipeline.core.paths import DBT_PROJECT_DIR
 
 DBT = str(Path(sys.executable).parent / "dbt")
 

@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mem_pipeline.paths import DBT_PROJECT_DIR
+from mem_pipeline.core.paths import DBT_PROJECT_DIR
 from tests.dbt.harness import (
     FILES_DAYS,
     FILES_START,

@@ -13,8 +13,8 @@ from assets.defs.ingest.assets import raw_bars
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
 from assets.defs.models.signal import signal_model
 from assets.defs.risk.assets import risk_limits
+from mem_pipeline.core.schemas import ORDER_SCHEMA
 from mem_pipeline.decisions.store import DecisionStore
-from mem_pipeline.schemas import ORDER_SCHEMA
 from tests.pipeline.conftest import make_resources
 from tests.pipeline.helpers import assert_orders_unchanged, build_features, check_results, range_tags
 

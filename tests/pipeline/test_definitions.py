@@ -9,7 +9,7 @@ import numpy as np
 
 from assets.definitions import defs
 from assets.defs.ingest.assets import GATE_CHECK, SCHEMA_CHECK, raw_bars
-from mem_pipeline.quality.rules import RULE_NAMES
+from mem_pipeline.ingest.quality.rules import RULE_NAMES
 
 
 def test_assets_and_groups() -> None:

@@ -6,7 +6,7 @@ import subprocess
 
 import yaml
 
-from mem_pipeline.paths import PROJECT_ROOT
+from mem_pipeline.core.paths import PROJECT_ROOT
 
 DVC = PROJECT_ROOT / ".tools" / "bin" / "dvc"
 

@@ -25,7 +25,7 @@ from assets.defs.risk.assets import risk_limits
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.execution.ledger import Ledger
-from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
 from tests.dbt.harness import write_lake
 from tests.dbt.runner import dbt
 from tests.pipeline.helpers import assert_orders_unchanged

@@ -16,8 +16,8 @@ import pytest
 
 from assets.defs.models.signal import decision_memory, signal_model
 from assets.resources import LakeResource
-from mem_pipeline.memory import DecisionMemory
-from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
+from mem_pipeline.memory.decision_memory import DecisionMemory
 from tests.dbt.harness import write_lake
 from tests.dbt.runner import dbt
 from tests.pipeline.helpers import check_results

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from mem_pipeline.errors import MemError
+from mem_pipeline.core.errors import MemError
 from mem_pipeline.models import artifacts
 
 

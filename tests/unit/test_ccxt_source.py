@@ -10,10 +10,10 @@ import ccxt
 import polars as pl
 import pytest
 
-from mem_pipeline.errors import SchemaError, SourceError
-from mem_pipeline.schemas import BAR_SCHEMA
-from mem_pipeline.sources.base import MarketDataSource
-from mem_pipeline.sources.ccxt_source import CcxtConfig, CcxtSource, build_exchange
+from mem_pipeline.core.errors import SchemaError, SourceError
+from mem_pipeline.core.schemas import BAR_SCHEMA
+from mem_pipeline.ingest.sources.base import MarketDataSource
+from mem_pipeline.ingest.sources.ccxt_source import CcxtConfig, CcxtSource, build_exchange
 
 DAY_MS = 86_400_000
 NOW = dt.datetime(2024, 3, 10, 15, 30, tzinfo=dt.UTC)  # today = 2024-03-10, its candle is still open

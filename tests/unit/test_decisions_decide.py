@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from mem_pipeline.core.schemas import ORDER_SCHEMA
 from mem_pipeline.decisions import DecisionConfig, DecisionError, Order, decide, run_checks
 from mem_pipeline.risk import RiskConfig, RiskError, increases_risk
-from mem_pipeline.schemas import ORDER_SCHEMA
 from tests.decision_inputs import DECISION_DATE, make_inputs, sqrt_cost_model
 
 ROOMY = RiskConfig(max_symbol_exposure=3_000, max_gross_exposure=30_000, max_net_exposure=30_000, cvar_budget=0.5)
@@ -318,8 +318,8 @@ def test_a_cost_model_that_returns_the_wrong_shape_is_refused() -> None:
 
 
 def test_a_fitted_slippage_model_is_a_cost_model() -> None:
+    from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market, simulate_fills
     from mem_pipeline.models.slippage import SlippageConfig, fit_slippage
-    from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market, simulate_fills
 
     market = generate_market(SyntheticConfig(seed=3, n_symbols=8, start=dt.date(2015, 1, 1), end=dt.date(2015, 12, 31)))
     fitted = fit_slippage(simulate_fills(market, 4_000, seed=5), SlippageConfig(n_estimators=20, min_child_samples=50))

@@ -26,7 +26,7 @@ from mem_pipeline.execution.ledger import Ledger
 from mem_pipeline.execution.orders import ChildOrder
 from mem_pipeline.execution.reconcile import reconcile
 from mem_pipeline.execution.states import OrderState, Side
-from mem_pipeline.sources.ccxt_source import API_KEY_ENV, SECRET_ENV
+from mem_pipeline.ingest.sources.ccxt_source import API_KEY_ENV, SECRET_ENV
 
 BTC = "BTC/USDT"
 FAKE_KEY = "fake-api-key-Zx81QvR4"

@@ -12,6 +12,8 @@ import polars as pl
 import pytest
 from execution_support import DECISION_DATE, bars, order_frame
 
+from mem_pipeline.core.params import section
+from mem_pipeline.core.paths import Paths
 from mem_pipeline.execution.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from mem_pipeline.execution.brokers.faults import FaultRates, FaultyBroker
 from mem_pipeline.execution.brokers.paper import PaperBroker, PaperConfig
@@ -24,8 +26,6 @@ from mem_pipeline.execution.orders import ChildOrder
 from mem_pipeline.execution.reconcile import reconcile
 from mem_pipeline.execution.states import OrderState, Side
 from mem_pipeline.models.slippage import DATE, FEATURES, TARGET, fit_square_root_law, order_features
-from mem_pipeline.params import section
-from mem_pipeline.paths import Paths
 
 LOOSE = GateConfig(max_order_notional=1e9, max_position_notional=1e9, max_gross_exposure=1e12)
 LEGAL_NEXT = {

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
+from mem_pipeline.core.schemas import POSITION_SCHEMA
 from mem_pipeline.execution.errors import IllegalTransition
 from mem_pipeline.execution.ids import client_order_id, is_mem_client_id, parent_order_id
 from mem_pipeline.execution.ledger import Ledger
 from mem_pipeline.execution.orders import Fill, OrderReport, parents_from_frame
 from mem_pipeline.execution.schedules import plan_children
 from mem_pipeline.execution.states import OrderState, Side, path, transition
-from mem_pipeline.schemas import POSITION_SCHEMA
 
 S = OrderState
 # The machine, written out pair by pair (independent of ALLOWED in the code).

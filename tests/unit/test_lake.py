@@ -11,8 +11,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mem_pipeline import lake
-from mem_pipeline.schemas import BAR_SCHEMA
+from mem_pipeline.core.schemas import BAR_SCHEMA
+from mem_pipeline.ingest import lake
 
 D1, D2, D3, D4, D5 = (dt.date(2010, 3, d) for d in (1, 2, 3, 4, 5))  # Mon .. Fri
 

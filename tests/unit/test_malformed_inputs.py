@@ -41,11 +41,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mem_pipeline.errors import DataQualityError, SchemaError
-from mem_pipeline.ingest import IngestResult, ingest_window
-from mem_pipeline.paths import Paths
-from mem_pipeline.quality.rules import RULE_NAMES, QualityConfig
-from mem_pipeline.sources.files import FilesSource
+from mem_pipeline.core.errors import DataQualityError, SchemaError
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.ingest.quality.rules import RULE_NAMES, QualityConfig
+from mem_pipeline.ingest.sources.files import FilesSource
+from mem_pipeline.ingest.window import IngestResult, ingest_window
 
 CFG = QualityConfig(max_rejected_share=0.0, as_of=dt.date(2011, 1, 1))
 HEADER = ["date", "symbol", "open", "high", "low", "close", "volume"]

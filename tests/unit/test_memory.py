@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mem_pipeline.memory import DecisionMemory, DecisionMemoryError, MemoryConfig
+from mem_pipeline.memory.decision_memory import DecisionMemory, DecisionMemoryError, MemoryConfig
 
 D0 = dt.date(2024, 1, 1)
 
@@ -305,7 +305,7 @@ def test_config_from_params() -> None:
 
 
 def test_direction_calls_are_journaled_in_probability_units_and_weight_only_their_rows() -> None:
-    from mem_pipeline.memory import direction_decisions, row_weights
+    from mem_pipeline.memory.decision_memory import direction_decisions, row_weights
 
     d0, d1, d2 = dt.date(2024, 1, 5), dt.date(2024, 1, 8), dt.date(2024, 1, 9)  # a Friday, Monday, Tuesday
     oos = pl.DataFrame(

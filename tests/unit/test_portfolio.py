@@ -7,7 +7,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from mem_pipeline.portfolio import FILL_SCHEMA, equity_curve, positions_as_of
+from mem_pipeline.decisions.portfolio import FILL_SCHEMA, equity_curve, positions_as_of
 
 D1, D2, D3 = dt.date(2024, 3, 4), dt.date(2024, 3, 5), dt.date(2024, 3, 6)
 

@@ -15,7 +15,8 @@ import polars as pl
 import pytest
 import statsmodels.api as sm
 
-from mem_pipeline.errors import MemError
+from mem_pipeline.core.errors import MemError
+from mem_pipeline.ingest.sources.synthetic import RegimeParams, SyntheticConfig, SyntheticMarket, generate_market
 from mem_pipeline.models.artifacts import save_artifact
 from mem_pipeline.models.regime import (
     FittedRegime,
@@ -28,7 +29,6 @@ from mem_pipeline.models.regime import (
     plot_regimes,
     statsmodels_params,
 )
-from mem_pipeline.sources.synthetic import RegimeParams, SyntheticConfig, SyntheticMarket, generate_market
 
 N_SYMBOLS = 30
 N_DAYS = 2500

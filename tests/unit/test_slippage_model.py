@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from mem_pipeline.ingest.sources.synthetic import ImpactParams, SyntheticConfig, generate_market, simulate_fills
 from mem_pipeline.models.artifacts import content_hash
 from mem_pipeline.models.slippage import (
     FEATURES,
@@ -29,7 +30,6 @@ from mem_pipeline.models.slippage import (
     plot_predicted_vs_realized,
     time_split,
 )
-from mem_pipeline.sources.synthetic import ImpactParams, SyntheticConfig, generate_market, simulate_fills
 
 N_SYMBOLS, N_DAYS, N_FILLS = 20, 1000, 30_000
 START = dt.date(2010, 1, 4)  # a Monday

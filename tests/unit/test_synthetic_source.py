@@ -14,10 +14,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mem_pipeline.errors import SourceError
-from mem_pipeline.schemas import BAR_SCHEMA
-from mem_pipeline.sources.base import MarketDataSource
-from mem_pipeline.sources.synthetic import (
+from mem_pipeline.core.errors import SourceError
+from mem_pipeline.core.schemas import BAR_SCHEMA
+from mem_pipeline.ingest.sources.base import MarketDataSource
+from mem_pipeline.ingest.sources.synthetic import (
     AlphaParams,
     ImpactParams,
     SyntheticConfig,

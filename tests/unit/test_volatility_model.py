@@ -12,6 +12,7 @@ import pytest
 from arch import arch_model
 from arch.univariate import GARCH, ConstantMean, StudentsT
 
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
 from mem_pipeline.models.volatility import (
     FittedVol,
     VolConfig,
@@ -22,7 +23,6 @@ from mem_pipeline.models.volatility import (
     qlike,
     rolling_std_baseline,
 )
-from mem_pipeline.sources.synthetic import SyntheticConfig, generate_market
 
 # Truth of the simulated series, in arch's percent scale: mu, omega, alpha, beta, nu.
 TRUE = {"mu": 0.03, "omega": 0.02, "alpha": 0.08, "beta": 0.90, "nu": 6.0}

@@ -7,17 +7,17 @@ model artifact hashes, parameters, code); it is the Dagster data version and nam
 
 import dagster as dg
 
-from assets.defs.decisions.inputs import portfolio_state
 from assets.defs.risk.assets import DECISION_POOL, risk_limits
 from assets.metadata import markdown_table
 from assets.partitions import DAILY, window
 from assets.resources import LakeResource
-from mem_pipeline.decision_inputs import load_decision_inputs
+from mem_pipeline.core.params import section
 from mem_pipeline.decisions.checks import run_checks
 from mem_pipeline.decisions.config import DecisionConfig
 from mem_pipeline.decisions.decide import decide
+from mem_pipeline.decisions.inputs import load_decision_inputs
+from mem_pipeline.decisions.portfolio import portfolio_state
 from mem_pipeline.decisions.store import DecisionStore
-from mem_pipeline.params import section
 from mem_pipeline.risk.config import RiskConfig
 
 CHECKS = ("orders_within_limits", "cvar_within_budget", "finite_sizes", "no_new_risk_when_killed")

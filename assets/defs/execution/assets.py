@@ -16,14 +16,14 @@ from assets.defs.decisions.assets import trade_decisions
 from assets.metadata import check, markdown_table
 from assets.partitions import DAILY, window
 from assets.resources import LakeResource, MarketDataResource
-from mem_pipeline import lake as lake_io
+from mem_pipeline.core.paths import Paths
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.execution.reconcile import reconcile
 from mem_pipeline.execution.runtime import ExecutionRuntime
 from mem_pipeline.execution.schedules import MarketStats
+from mem_pipeline.features.warehouse import read_relation
+from mem_pipeline.ingest import lake as lake_io
 from mem_pipeline.models.slippage import FittedSlippage
-from mem_pipeline.paths import Paths
-from mem_pipeline.warehouse import read_relation
 
 LEDGER_POOL = "execution_ledger"  # one executor at a time per ledger
 HISTORY_DAYS = 45  # calendar days of bars the paper broker sees for ADV and vol (20 trading days needed)

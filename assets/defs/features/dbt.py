@@ -10,7 +10,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from assets.partitions import DAILY, window
 from assets.resources import LakeResource, MarketDataResource
-from mem_pipeline.paths import DBT_PROJECT_DIR, Paths
+from mem_pipeline.core.paths import DBT_PROJECT_DIR, Paths
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 

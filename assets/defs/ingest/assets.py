@@ -9,10 +9,10 @@ import dagster as dg
 from assets.metadata import markdown_table
 from assets.partitions import DAILY, window
 from assets.resources import LakeResource, MarketDataResource
-from mem_pipeline.errors import SchemaError
-from mem_pipeline.ingest import IngestResult, ingest_window
-from mem_pipeline.params import section
-from mem_pipeline.quality.rules import RULES, QualityConfig
+from mem_pipeline.core.errors import SchemaError
+from mem_pipeline.core.params import section
+from mem_pipeline.ingest.quality.rules import RULES, QualityConfig
+from mem_pipeline.ingest.window import IngestResult, ingest_window
 
 ASSET = dg.AssetKey("raw_bars")
 SCHEMA_CHECK = "schema_and_dtypes"

@@ -13,17 +13,17 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from assets.defs.decisions.inputs import open_ledger
 from assets.metadata import check, markdown_table, png_markdown
 from assets.resources import LakeResource
-from mem_pipeline.lake import atomic_write_parquet
+from mem_pipeline.core.params import section
+from mem_pipeline.execution.runtime import open_ledger
+from mem_pipeline.features.warehouse import read_relation
+from mem_pipeline.ingest.lake import atomic_write_parquet
+from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, cached_market, simulate_fills
 from mem_pipeline.models import artifacts
 from mem_pipeline.models.regime import RegimeConfig, fit_regime, plot_regimes
 from mem_pipeline.models.slippage import SlippageConfig, fit_slippage, plot_predicted_vs_realized
 from mem_pipeline.models.volatility import FittedVol, VolConfig, fit_vol, plot_vol_forecast, qlike, rolling_std_baseline
-from mem_pipeline.params import section
-from mem_pipeline.sources.synthetic import SyntheticConfig, cached_market, simulate_fills
-from mem_pipeline.warehouse import read_relation
 
 MODEL_POOL = "duckdb_warehouse"  # models read the warehouse: never while dbt writes it
 

@@ -18,7 +18,10 @@ import polars as pl
 from assets.defs.models.assets import MODEL_POOL, RefitConfig, model_params, publish
 from assets.metadata import check, markdown_table, png_markdown
 from assets.resources import LakeResource
-from mem_pipeline.memory import DecisionMemory, MemoryConfig, direction_decisions, row_weights
+from mem_pipeline.core.params import section
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.features.warehouse import read_relation, relation_columns
+from mem_pipeline.memory.decision_memory import DecisionMemory, MemoryConfig, direction_decisions, row_weights
 from mem_pipeline.models import artifacts
 from mem_pipeline.models.signal import (
     DATE,
@@ -30,9 +33,6 @@ from mem_pipeline.models.signal import (
     plot_reliability,
     training_frame,
 )
-from mem_pipeline.params import section
-from mem_pipeline.paths import Paths
-from mem_pipeline.warehouse import read_relation, relation_columns
 
 JOURNAL = "journal.parquet"
 NOT_FEATURES = ("symbol", "trade_date", "close")

@@ -5,14 +5,14 @@ import hashlib
 import dagster as dg
 import numpy as np
 
-from assets.defs.decisions.inputs import portfolio_state
 from assets.metadata import check, markdown_table
 from assets.partitions import DAILY, window
 from assets.resources import LakeResource
-from mem_pipeline.decision_inputs import load_decision_inputs
-from mem_pipeline.lake import atomic_write_parquet
+from mem_pipeline.core.params import section
+from mem_pipeline.decisions.inputs import load_decision_inputs
+from mem_pipeline.decisions.portfolio import portfolio_state
+from mem_pipeline.ingest.lake import atomic_write_parquet
 from mem_pipeline.models.artifacts import write_json
-from mem_pipeline.params import section
 from mem_pipeline.risk.config import RiskConfig
 from mem_pipeline.risk.report import risk_report
 

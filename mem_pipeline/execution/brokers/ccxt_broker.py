@@ -7,7 +7,7 @@ the open and closed orders filtered by ``clientOrderId``. Absence is only claime
 answered and no order carries the id.
 
 Credentials come only from ``MEM_CCXT_API_KEY`` / ``MEM_CCXT_SECRET`` (the helpers of
-``mem_pipeline.sources.ccxt_source``); every error message is masked before it is raised or logged, and
+``mem_pipeline.ingest.sources.ccxt_source``); every error message is masked before it is raised or logged, and
 the config holds no secret (it is safe in run config and metadata).
 """
 
@@ -24,7 +24,7 @@ from mem_pipeline.execution.errors import BrokerAmbiguous, BrokerRejected, Dupli
 from mem_pipeline.execution.ids import is_mem_client_id
 from mem_pipeline.execution.orders import ChildOrder, OrderReport
 from mem_pipeline.execution.states import OrderState, Side
-from mem_pipeline.sources.ccxt_source import _credentials, _redact
+from mem_pipeline.ingest.sources.ccxt_source import _credentials, _redact
 
 log = logging.getLogger(__name__)
 

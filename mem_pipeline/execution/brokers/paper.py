@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mem_pipeline.config import config_from_params
+from mem_pipeline.core.config import config_from_params
 from mem_pipeline.execution.errors import BrokerRejected, DuplicateClientOrderId, ExecutionError
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport
 from mem_pipeline.execution.states import OrderState, Side

@@ -16,14 +16,14 @@ from typing import Any
 
 import polars as pl
 
+from mem_pipeline.core.paths import Paths
 from mem_pipeline.decisions.version import frame_digest
+from mem_pipeline.features.warehouse import read_relation, relation_columns
 from mem_pipeline.models.artifacts import artifact_as_of
 from mem_pipeline.models.regime import FittedRegime
 from mem_pipeline.models.signal import FittedSignal
 from mem_pipeline.models.slippage import FittedSlippage
 from mem_pipeline.models.volatility import FittedVol
-from mem_pipeline.paths import Paths
-from mem_pipeline.warehouse import read_relation, relation_columns
 
 #: What sizing needs of a symbol's features row; a symbol without all of them gets no signal that day.
 REQUIRED_FEATURES = ("close", "dollar_volume_20d", "spread_est", "rv_20d")

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import polars as pl
 
-from mem_pipeline.errors import SchemaError
-from mem_pipeline.schemas import BAR_COLUMNS, OPTIONAL_COLUMNS, conform_bars, empty_bars
+from mem_pipeline.core.errors import SchemaError
+from mem_pipeline.core.schemas import BAR_COLUMNS, OPTIONAL_COLUMNS, conform_bars, empty_bars
 
 REQUIRED = tuple(c for c in BAR_COLUMNS if c not in (*OPTIONAL_COLUMNS, "source_file", "source_row"))
 NUMERIC = ("open", "high", "low", "close", "volume", "bid", "ask")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import polars as pl
 
-from mem_pipeline import lake, quarantine
-from mem_pipeline.errors import DataQualityError, SchemaError
-from mem_pipeline.paths import Paths
-from mem_pipeline.quality.gate import GateResult, validate_batch
-from mem_pipeline.quality.rules import QualityConfig
-from mem_pipeline.sources.base import MarketDataSource, TruthfulSource
+from mem_pipeline.core.errors import DataQualityError, SchemaError
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.ingest import lake, quarantine
+from mem_pipeline.ingest.quality.gate import GateResult, validate_batch
+from mem_pipeline.ingest.quality.rules import QualityConfig
+from mem_pipeline.ingest.sources.base import MarketDataSource, TruthfulSource
 
 
 @dataclass(frozen=True)

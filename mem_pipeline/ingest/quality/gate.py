@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mem_pipeline.errors import format_rows
-from mem_pipeline.quality.rules import RULES, QualityConfig, Rule, abs_log_returns, add_context_columns
+from mem_pipeline.core.errors import format_rows
+from mem_pipeline.ingest.quality.rules import RULES, QualityConfig, Rule, abs_log_returns, add_context_columns
 
 _CONTEXT_COLUMNS = ("days_since_prev", "days_after_as_of", "abs_log_return")
 

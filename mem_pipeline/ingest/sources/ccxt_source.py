@@ -24,8 +24,8 @@ from typing import Any
 import ccxt
 import polars as pl
 
-from mem_pipeline.errors import SchemaError, SourceError
-from mem_pipeline.schemas import BAR_SCHEMA, conform_bars, empty_bars
+from mem_pipeline.core.errors import SchemaError, SourceError
+from mem_pipeline.core.schemas import BAR_SCHEMA, conform_bars, empty_bars
 
 __all__ = ["API_KEY_ENV", "SECRET_ENV", "TIMEFRAME", "CcxtConfig", "CcxtSource", "build_exchange"]
 

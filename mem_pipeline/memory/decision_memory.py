@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mem_pipeline.config import config_from_params
-from mem_pipeline.errors import MemError
-from mem_pipeline.lake import atomic_write_parquet
+from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.errors import MemError
+from mem_pipeline.ingest.lake import atomic_write_parquet
 
 JOURNAL_SCHEMA: dict[str, Any] = {
     "decision_id": pl.String,

@@ -7,7 +7,7 @@ import datetime as dt
 import duckdb
 import polars as pl
 
-from mem_pipeline.paths import Paths
+from mem_pipeline.core.paths import Paths
 
 
 def read_relation(

@@ -11,7 +11,7 @@ import polars as pl
 
 @runtime_checkable
 class MarketDataSource(Protocol):
-    """Delivers canonical daily bars (``mem_pipeline.schemas.BAR_SCHEMA``) for a date window.
+    """Delivers canonical daily bars (``mem_pipeline.core.schemas.BAR_SCHEMA``) for a date window.
 
     ``fetch`` returns every bar with ``start <= date <= end``, conformed to the schema, with
     ``source_file``/``source_row`` provenance filled. It raises ``SchemaError`` for input it cannot

@@ -12,8 +12,13 @@ import datetime as dt
 import polars as pl
 import sqlalchemy as sa
 
+from mem_pipeline.core.params import section
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.core.schemas import POSITION_SCHEMA
 from mem_pipeline.execution.ledger import LIVE, Ledger, fills
-from mem_pipeline.schemas import POSITION_SCHEMA
+from mem_pipeline.execution.runtime import open_ledger
+from mem_pipeline.features.warehouse import read_relation
+from mem_pipeline.risk.config import RiskConfig
 
 FILL_SCHEMA = {"date": pl.Date(), "symbol": pl.String(), "signed_quantity": pl.Float64(), "price": pl.Float64()}
 
@@ -93,3 +98,22 @@ def combine_positions(*frames: pl.DataFrame) -> pl.DataFrame:
     stacked = pl.concat([f.cast(POSITION_SCHEMA) for f in frames])  # type: ignore[arg-type]
     totals = stacked.group_by("symbol").agg(pl.col("quantity").sum())
     return totals.filter(pl.col("quantity").abs() > 1e-12).sort("symbol")
+
+
+def portfolio_state(paths: Paths, day: dt.date) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """``(positions, equity curve)``: positions from the fills dated ``<= day`` plus the unfilled rest of live orders
+    decided by then; equity from those fills. ``(None, None)`` while the ledger holds nothing."""
+    ledger = open_ledger(paths)
+    try:
+        fill_frame = ledger_fills(ledger, day)
+        working = working_rest(ledger, day)
+    finally:
+        ledger.close()
+    if fill_frame.height == 0 and working.height == 0:
+        return None, None
+    held = fill_frame["symbol"].unique().to_list()
+    closes = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "close"], day).filter(
+        pl.col("symbol").is_in(held)
+    )
+    starting = RiskConfig.from_params(section("risk")).account_equity
+    return combine_positions(positions_as_of(fill_frame), working), equity_curve(fill_frame, closes, starting)

@@ -46,10 +46,10 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from mem_pipeline.errors import SourceError
-from mem_pipeline.params import section
-from mem_pipeline.paths import PARAMS_FILE
-from mem_pipeline.schemas import conform_bars
+from mem_pipeline.core.errors import SourceError
+from mem_pipeline.core.params import section
+from mem_pipeline.core.paths import PARAMS_FILE
+from mem_pipeline.core.schemas import conform_bars
 
 FloatArray = NDArray[np.float64]
 _KEY = "sources.synthetic"

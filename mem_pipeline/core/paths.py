@@ -10,7 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(os.environ.get("MEM_HOME") or Path(__file__).resolve().parents[1])
+#: The checkout (``mem_pipeline/core/paths.py`` is two packages below it).
+PROJECT_ROOT = Path(os.environ.get("MEM_HOME") or Path(__file__).resolve().parents[2])
 
 
 @dataclass(frozen=True)

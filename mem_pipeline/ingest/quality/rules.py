@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mem_pipeline.schemas import PRICE_COLUMNS
+from mem_pipeline.core.schemas import PRICE_COLUMNS
 
 MAX_PRICE = 1e9
 MAX_VOLUME = 1e15

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mem_pipeline.schemas import BAR_SCHEMA
+from mem_pipeline.core.schemas import BAR_SCHEMA
 
 PART = "part.parquet"
 

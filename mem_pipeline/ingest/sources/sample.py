@@ -16,8 +16,8 @@ from importlib import resources
 
 import polars as pl
 
-from mem_pipeline.errors import SchemaError
-from mem_pipeline.schemas import conform_bars, empty_bars
+from mem_pipeline.core.errors import SchemaError
+from mem_pipeline.core.schemas import conform_bars, empty_bars
 
 
 def _arch(module: str, symbol: str) -> pl.DataFrame:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from mem_pipeline.paths import PARAMS_FILE
+from mem_pipeline.core.paths import PARAMS_FILE
 
 
 @cache
