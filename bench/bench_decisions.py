@@ -26,11 +26,11 @@ import numpy as np
 from scipy.optimize import linprog
 
 from bench.harness import Timing, median_time, report
-from mem_pipeline.decisions import decide, run_checks
+from mem_pipeline.decisions.checks import run_checks
+from mem_pipeline.decisions.sample_inputs import DECISION_DATE, decide_frames, make_inputs, sqrt_cost_model
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market, simulate_fills
 from mem_pipeline.models.slippage import SlippageConfig, fit_slippage
 from mem_pipeline.risk import RiskConfig
-from tests.decision_inputs import DECISION_DATE, make_inputs, sqrt_cost_model
 
 BASELINE = "decide, every CVaR as an RU linear program (scipy HiGHS, per-symbol loop)"
 
@@ -71,7 +71,9 @@ def main() -> None:
     results = {}
 
     def run(cost_model, **kwargs) -> None:
-        results["decision"] = decide(DECISION_DATE, cost_model=cost_model, **inputs, **kwargs)
+        results["decision"], results["assessment"] = decide_frames(
+            DECISION_DATE, cost_model=cost_model, **inputs, **kwargs
+        )
 
     no_top_up = median_time(lambda: run(sqrt_cost_model, risk_config=RiskConfig(lot_top_up=False)), args.repeats)
     plain = results["decision"].report
@@ -89,7 +91,7 @@ def main() -> None:
         lp_targets = results["decision"].targets["symbol_cvar"].to_numpy()
         assert np.allclose(lp_targets, stub_decision.targets["symbol_cvar"].to_numpy(), rtol=1e-6, atol=1e-9)
 
-    assert all(c.passed for c in run_checks(decision).values())
+    assert all(c.passed for c in run_checks(decision, results["assessment"]).values())
     r = decision.report
     notes = (
         f"{args.symbols} symbols x {r['n_scenarios']} days; {r['n_orders']} orders, {r['lot_top_ups']} top-up lots; "

@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from bench.harness import Timing, report
-from mem_pipeline.core.schemas import ORDER_SCHEMA
+from mem_pipeline.core.orders import ORDER_SCHEMA
 from mem_pipeline.execution.breaker import CircuitBreaker
 from mem_pipeline.execution.brokers.paper import PaperBroker
 from mem_pipeline.execution.engine import ExecutionResult, execute

@@ -6,6 +6,7 @@ alternative deployments build a ``Paths`` of their own instead of patching globa
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,14 @@ class Paths:
     @property
     def memory(self) -> Path:
         return self.data / "memory"
+
+    @property
+    def risk(self) -> Path:
+        return self.data / "risk"
+
+    def risk_day(self, day: dt.date) -> Path:
+        """A decision day's stored risk assessment (``limits.json``, ``symbols.parquet``) and ``inputs/``."""
+        return self.risk / day.isoformat()
 
     @property
     def decisions(self) -> Path:

@@ -45,28 +45,5 @@ def conform_bars(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(t, strict=True) for c, t in BAR_SCHEMA.items()])
 
 
-#: One parent order of a trade decision: what ``mem_pipeline.decisions`` writes (one parquet file per
-#: decision version under ``data/decisions/``) and what ``mem_pipeline.execution`` reads. Quantities are in
-#: units of the instrument; ``quantity`` is unsigned (``side`` carries the sign) and a multiple of ``lot_size``;
-#: positions are signed. ``binding_limit`` names the rule that set the size (e.g. ``kelly``, ``symbol_cap``,
-#: ``gross_cap``, ``net_cap``, ``cvar_budget``, ``regime``, ``kill_switch``, ``lot_size``).
-ORDER_SCHEMA: dict[str, pl.DataType] = {
-    "decision_version": pl.String(),
-    "decision_date": pl.Date(),  # the partition: every input is from data <= this date
-    "symbol": pl.String(),
-    "side": pl.String(),  # "buy" | "sell"
-    "quantity": pl.Float64(),
-    "lot_size": pl.Float64(),
-    "reference_price": pl.Float64(),  # last close at decision time (quote currency)
-    "notional": pl.Float64(),  # quantity * reference_price
-    "current_position": pl.Float64(),
-    "target_position": pl.Float64(),
-    "expected_cost_bps": pl.Float64(),  # slippage model's expected cost of the whole order
-    "schedule": pl.String(),  # "twap" | "vwap" | "almgren_chriss"
-    "n_slices": pl.Int64(),
-    "binding_limit": pl.String(),
-}
-ORDER_COLUMNS: tuple[str, ...] = tuple(ORDER_SCHEMA)
-
 #: Positions as the execution ledger reports them and the decisions read them: signed units per symbol.
 POSITION_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), "quantity": pl.Float64()}

@@ -1,6 +1,8 @@
 """The four blocking checks of a decision, each ``(passed, actual, threshold)`` for asset-check metadata.
 
-They recompute from the stored orders and targets rather than trusting the sizing code's own flags.
+They recompute from the stored orders and targets rather than trusting the sizing code's own flags; the CVaR
+check recomputes the book's scenario CVaR from the assessment's scenario matrix with its own formula (the
+minimum of Rockafellar–Uryasev's objective over its breakpoints), not with the sizing code's estimator.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from mem_pipeline.decisions.types import TradeDecision
+from mem_pipeline.risk.assessment import RiskAssessment
 from mem_pipeline.risk.drawdown import increases_risk
 from mem_pipeline.risk.limits import TOLERANCE
 
@@ -57,9 +60,22 @@ def check_orders_within_limits(decision: TradeDecision) -> CheckResult:
     return CheckResult(bool(actual <= 1 + TOLERANCE), float(actual), 1.0)
 
 
-def check_cvar_within_budget(decision: TradeDecision) -> CheckResult:
-    """Portfolio CVaR of the target book (currency) against the budget."""
-    actual = float(decision.report["portfolio_cvar"])
+def scenario_cvar(scenario_returns: np.ndarray, notionals: np.ndarray, alpha: float) -> float:
+    """CVaR of the book's scenario losses ``-(R w)``: ``min over zeta of zeta + sum (L - zeta)^+ / ((1 - alpha) T)``.
+    The objective is convex and piecewise linear with breakpoints at the losses, so its minimum is at one of them."""
+    losses = -(np.asarray(scenario_returns, dtype=np.float64) @ np.asarray(notionals, dtype=np.float64))
+    if losses.size == 0:
+        return 0.0
+    excess = np.maximum(losses[None, :] - losses[:, None], 0.0).sum(axis=1)
+    return float((losses + excess / ((1.0 - alpha) * losses.size)).min())
+
+
+def check_cvar_within_budget(decision: TradeDecision, assessment: RiskAssessment) -> CheckResult:
+    """Scenario CVaR of the book after the orders (currency) against the budget."""
+    book = _book(decision).select("symbol", "notional")
+    order = pl.DataFrame({"symbol": list(assessment.universe)}, schema={"symbol": pl.String()})
+    notional = order.join(book, on="symbol", how="left", maintain_order="left")["notional"].fill_null(0.0).to_numpy()
+    actual = scenario_cvar(assessment.scenarios.simple_returns, notional, decision.limits.cvar_alpha)
     budget = decision.limits.cvar_budget
     return CheckResult(bool(np.isfinite(actual) and actual <= budget * (1 + TOLERANCE)), actual, budget)
 
@@ -85,10 +101,10 @@ def check_no_new_risk_when_killed(decision: TradeDecision) -> CheckResult:
     return CheckResult(n == 0, float(n), 0.0)
 
 
-def run_checks(decision: TradeDecision) -> dict[str, CheckResult]:
+def run_checks(decision: TradeDecision, assessment: RiskAssessment) -> dict[str, CheckResult]:
     return {
         "orders_within_limits": check_orders_within_limits(decision),
-        "cvar_within_budget": check_cvar_within_budget(decision),
+        "cvar_within_budget": check_cvar_within_budget(decision, assessment),
         "finite_sizes": check_finite_sizes(decision),
         "no_new_risk_when_killed": check_no_new_risk_when_killed(decision),
     }

@@ -1,49 +1,47 @@
-"""``decide``: one day's trade decision from plain inputs (the asset loads them; this only computes).
+"""``decide``: one day's trade decision, a pure function of (inputs, assessment, configs, cost model).
 
 Sizing per symbol: ``raw = kelly_fraction x f*(p_up, payoff_ratio) x regime multiplier x equity``
-(``mem_pipeline.risk.kelly``), then ``mem_pipeline.risk.limits.constrain_book`` (kill switch, caps, CVaR
-budget, lots, lot top-up). Orders are ``target - current``; each gets its expected cost from the cost model and a
-schedule (``mem_pipeline.decisions.schedule``).
+(``mem_pipeline.risk.kelly.kelly_notional``), then ``mem_pipeline.risk.limits.constrain_book`` (kill switch, caps,
+CVaR budget, lots, lot top-up) against the day's ``RiskAssessment`` (limits, risk model, regime multiplier).
+Orders are ``target - current``; each gets its expected cost from the cost model and a schedule
+(``mem_pipeline.decisions.schedule``). The live asset and the backtest call the same function.
 
-Universe: symbols with a signal plus symbols held. A held symbol without a signal, and a symbol with
-fewer than ``min_history`` returns in the lookback, gets no new risk (raw target 0: it is closed).
-Every symbol of the universe needs a complete features row (price, dollar volume, spread, rv) —
-without a price there is neither an exposure to limit nor an order to size, so that raises.
+Universe: symbols with a signal plus symbols held (``DecisionInputs.universe``); the assessment must be of the
+same universe. A held symbol without a signal, and a symbol with fewer than ``min_history`` returns in the
+lookback, gets no new risk (raw target 0: it is closed). Every symbol of the universe needs a complete features
+row (price, dollar volume, spread, rv) — without a price there is neither an exposure to limit nor an order to
+size, so that raises.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from mem_pipeline.core.schemas import ORDER_SCHEMA, POSITION_SCHEMA
+from mem_pipeline.core.orders import ORDER_SCHEMA, Side
+from mem_pipeline.core.schemas import POSITION_SCHEMA
 from mem_pipeline.decisions.config import DecisionConfig
+from mem_pipeline.decisions.inputs import CostModel, DecisionInputs
 from mem_pipeline.decisions.schedule import choose_schedule
-from mem_pipeline.decisions.types import TARGET_SCHEMA, DecisionError, Side, TradeDecision
-from mem_pipeline.decisions.version import code_version, frame_digest, version_of
+from mem_pipeline.decisions.types import TARGET_SCHEMA, DecisionError, TradeDecision
+from mem_pipeline.decisions.version import code_version, version_of
+from mem_pipeline.risk.assessment import RiskAssessment, assess
 from mem_pipeline.risk.config import RiskConfig, RiskError
-from mem_pipeline.risk.drawdown import DrawdownState
-from mem_pipeline.risk.kelly import kelly_fraction
-from mem_pipeline.risk.limits import RiskLimits, constrain_book
-from mem_pipeline.risk.regime import regime_multiplier
-from mem_pipeline.risk.scenarios import RiskModel, build_scenarios, check_not_after
+from mem_pipeline.risk.kelly import kelly_fraction, kelly_notional
+from mem_pipeline.risk.limits import constrain_book
+from mem_pipeline.risk.scenarios import check_not_after
 
 FloatArray = NDArray[np.float64]
 #: Columns of ``fct_features_daily`` a decision reads (``spread_est`` is a fraction of the mid price,
 #: ``dollar_volume_20d`` currency per day, ``rv_20d`` daily vol).
 FEATURE_COLUMNS = ("symbol", "close", "dollar_volume_20d", "spread_est", "rv_20d")
 SIGNAL_COLUMNS = ("symbol", "p_up")  # payoff_ratio optional (1.0 when absent)
-EQUITY_COLUMNS = ("trade_date", "equity")
-REGIME_PREFIX = "p_regime_"
 BPS = 1e4
-#: ``(orders with the slippage FEATURES columns) -> expected cost in bps``, one per row; a polars frame
-#: with ``expected_cost_bps`` (``FittedSlippage.predict``), a Series or an array.
-CostModel = Callable[[pl.DataFrame], Any]
 
 
 def _require(frame: pl.DataFrame, columns: Sequence[str], where: str) -> None:
@@ -58,29 +56,6 @@ def _unique_symbols(frame: pl.DataFrame, where: str) -> None:
     dupes = frame.filter(pl.col("symbol").is_duplicated())["symbol"].unique().sort().to_list()
     if dupes:
         raise DecisionError(f"{where}: one row per symbol expected, duplicated: {dupes[:10]}")
-
-
-def latest_regime_probabilities(regime: pl.DataFrame | Sequence[float], decision_date: dt.date) -> list[float]:
-    if not isinstance(regime, pl.DataFrame):
-        return [float(p) for p in regime]
-    columns = sorted(
-        (c for c in regime.columns if c.startswith(REGIME_PREFIX)), key=lambda c: int(c[len(REGIME_PREFIX) :])
-    )
-    if not columns or regime.height == 0:
-        raise DecisionError(f"regime: need a row with {REGIME_PREFIX}0..k-1 columns, got {regime.columns}")
-    if "trade_date" in regime.columns:
-        check_not_after(regime, "trade_date", decision_date, "regime probabilities")
-        regime = regime.sort("trade_date")
-    return [float(v) for v in regime.select(columns).row(-1)]
-
-
-def equity_state(curve: pl.DataFrame | None, decision_date: dt.date, config: RiskConfig) -> DrawdownState:
-    if curve is None:
-        return DrawdownState.from_peak(config.account_equity, config.account_equity, config.kill_drawdown)
-    _require(curve, EQUITY_COLUMNS, "equity curve")
-    check_not_after(curve, "trade_date", decision_date, "equity curve")
-    values = curve.sort("trade_date")["equity"].cast(pl.Float64).to_numpy()
-    return DrawdownState.from_curve(values, config.kill_drawdown)
 
 
 def _features(features: pl.DataFrame, universe: list[str], decision_date: dt.date) -> dict[str, FloatArray]:
@@ -123,16 +98,14 @@ def _signals(signals: pl.DataFrame, universe: list[str]) -> tuple[FloatArray, Fl
     return rows["p_up"].to_numpy().astype(np.float64), rows["b"].to_numpy().astype(np.float64)
 
 
-def _positions(positions: pl.DataFrame | None) -> dict[str, float]:
-    if positions is None:
-        return {}
-    _require(positions, tuple(POSITION_SCHEMA), "positions")
-    _unique_symbols(positions, "positions")
-    frame = positions.select(pl.col("symbol").cast(pl.String), pl.col("quantity").cast(pl.Float64))
-    q = frame["quantity"].to_numpy()
-    if not np.isfinite(q).all():
+def _positions(inputs: DecisionInputs) -> dict[str, float]:
+    if inputs.positions is not None:
+        _require(inputs.positions, tuple(POSITION_SCHEMA), "positions")
+        _unique_symbols(inputs.positions, "positions")
+    held = inputs.held
+    if not np.isfinite(list(held.values())).all():
         raise DecisionError("positions: quantities must be finite")
-    return {s: float(v) for s, v in zip(frame["symbol"].to_list(), q, strict=True) if v != 0}
+    return held
 
 
 def _costs(cost_model: CostModel, frame: pl.DataFrame) -> FloatArray:
@@ -145,53 +118,73 @@ def _costs(cost_model: CostModel, frame: pl.DataFrame) -> FloatArray:
     return values
 
 
-def decide(
-    decision_date: dt.date,
-    *,
-    features: pl.DataFrame,
-    signals: pl.DataFrame,
-    returns: pl.DataFrame,
-    vol_forecasts: pl.DataFrame | None,
-    regime_probabilities: pl.DataFrame | Sequence[float],
-    positions: pl.DataFrame | None,
-    cost_model: CostModel,
-    equity_curve: pl.DataFrame | None = None,
-    lot_sizes: Mapping[str, float] | None = None,
-    risk_config: RiskConfig | None = None,
-    decision_config: DecisionConfig | None = None,
-    data_versions: Mapping[str, str] | None = None,
-    model_hashes: Mapping[str, str] | None = None,
-) -> TradeDecision:
-    """The trade decision for ``decision_date`` (see the module docstring).
-
-    ``features``: one row per symbol, ``FEATURE_COLUMNS`` (the partition's ``fct_features_daily`` rows).
-    ``signals``: ``symbol, p_up`` (calibrated) and optionally ``payoff_ratio``.
-    ``returns``: ``symbol, trade_date, ret_1d`` history; ``vol_forecasts``: ``symbol, trade_date,
-    vol_forecast`` history (None: plain historical CVaR); ``regime_probabilities``: the filtered
-    probabilities (a frame with ``p_regime_*`` columns, its latest row is used, or a sequence).
-    ``positions``: ``POSITION_SCHEMA``; ``equity_curve``: ``trade_date, equity`` (None: ``account_equity``,
-    no drawdown). Every dated input must stop at ``decision_date`` (else ``RiskError``/``DecisionError``).
-    """
-    risk_config = risk_config or RiskConfig()
-    decision_config = decision_config or DecisionConfig()
-    lot_sizes = dict(lot_sizes or {})
-    if any(not (np.isfinite(v) and v > 0) for v in lot_sizes.values()):
-        raise DecisionError("lot_sizes: every lot size must be a positive number")
-
+def _check_inputs(inputs: DecisionInputs, risk_config: RiskConfig) -> None:
+    signals = inputs.signals
     _require(signals, SIGNAL_COLUMNS, "signals")
     _unique_symbols(signals, "signals")
     if "trade_date" in signals.columns:
-        check_not_after(signals, "trade_date", decision_date, "signals")
-    held = _positions(positions)
-    universe = sorted(set(signals["symbol"].cast(pl.String).to_list()) | set(held))
+        check_not_after(signals, "trade_date", inputs.decision_date, "signals")
+    if any(not (np.isfinite(v) and v > 0) for v in inputs.lot_sizes.values()):
+        raise DecisionError("lot_sizes: every lot size must be a positive number")
+
+
+def assess_day(inputs: DecisionInputs, risk_config: RiskConfig) -> RiskAssessment:
+    """The risk assessment of the inputs' universe (what ``risk_limits`` stores)."""
+    _check_inputs(inputs, risk_config)
+    _positions(inputs)
+    return assess(
+        inputs.decision_date,
+        inputs.universe,
+        inputs.returns,
+        inputs.vol_forecasts,
+        inputs.regime_probabilities,
+        inputs.equity_curve,
+        risk_config,
+    )
+
+
+def decide_day(
+    inputs: DecisionInputs,
+    cost_model: CostModel,
+    risk_config: RiskConfig | None = None,
+    decision_config: DecisionConfig | None = None,
+) -> TradeDecision:
+    """Assess and decide in one call (a loop over days, a test): ``decide(inputs, assess_day(inputs), ...)``."""
+    risk_config = risk_config or RiskConfig()
+    return decide(inputs, assess_day(inputs, risk_config), cost_model, risk_config, decision_config)
+
+
+def decide(
+    inputs: DecisionInputs,
+    assessment: RiskAssessment,
+    cost_model: CostModel,
+    risk_config: RiskConfig | None = None,
+    decision_config: DecisionConfig | None = None,
+) -> TradeDecision:
+    """The trade decision of ``inputs.decision_date`` sized against ``assessment`` (see the module docstring).
+
+    ``inputs.features``: one row per symbol, ``FEATURE_COLUMNS``; ``inputs.signals``: ``symbol, p_up``
+    (calibrated) and optionally ``payoff_ratio``. Every dated input must stop at the decision date.
+    """
+    risk_config = risk_config or RiskConfig()
+    decision_config = decision_config or DecisionConfig()
+    decision_date = inputs.decision_date
+    _check_inputs(inputs, risk_config)
+    held = _positions(inputs)
+    universe = inputs.universe
+    if assessment.decision_date != decision_date or list(assessment.universe) != universe:
+        raise DecisionError(
+            f"the risk assessment is for {assessment.decision_date} and {len(assessment.universe)} symbols; the "
+            f"decision for {decision_date} needs its own universe of {len(universe)} (assess the same inputs)"
+        )
     n = len(universe)
+    lot_sizes = inputs.lot_sizes
+    limits = assessment.limits
+    multiplier = assessment.regime_multiplier
+    scenarios = assessment.scenarios
+    risk_model = assessment.risk_model
 
-    probabilities = latest_regime_probabilities(regime_probabilities, decision_date)
-    multiplier = regime_multiplier(probabilities, risk_config.regime_multipliers)
-    state = equity_state(equity_curve, decision_date, risk_config)
-    limits = RiskLimits.for_equity(risk_config, state.equity, kill_switch=state.kill_switch)
-
-    feats = _features(features, universe, decision_date)
+    feats = _features(inputs.features, universe, decision_date)
     prices = feats["close"]
     lots = np.array([lot_sizes.get(s, risk_config.lot_size) for s in universe], dtype=np.float64)
     current = np.array([held.get(s, 0.0) for s in universe], dtype=np.float64)
@@ -200,19 +193,20 @@ def decide(
         shown = [f"{universe[i]}={current[i]} (lot {lots[i]})" for i in np.flatnonzero(off_lot)[:10]]
         raise DecisionError(f"positions: not multiples of their lot size, reconcile the ledger first: {shown}")
 
-    scenarios = build_scenarios(returns, vol_forecasts, universe, decision_date, risk_config)
-    risk_model = RiskModel.from_scenarios(scenarios, risk_config.cvar_alpha)
-
-    p_up, payoff = _signals(signals, universe)
+    p_up, payoff = _signals(inputs.signals, universe)
     has_signal = np.isfinite(p_up)
     try:
         full_kelly = np.zeros(n)
         full_kelly[has_signal] = kelly_fraction(p_up[has_signal], payoff[has_signal])
+        sized = np.zeros(n)
+        sized[has_signal] = kelly_notional(
+            p_up[has_signal], payoff[has_signal], limits.equity, risk_config.kelly_fraction, multiplier
+        )
     except RiskError as exc:
         raise DecisionError(f"signals: {exc}") from exc
     enough_history = scenarios.n_valid >= risk_config.min_history
     tradeable = has_signal & enough_history
-    raw = np.where(tradeable, risk_config.kelly_fraction * full_kelly * multiplier * state.equity, 0.0)
+    raw = np.where(tradeable, sized, 0.0)
     regime_bound = (multiplier < 1) & (full_kelly != 0)
     labels = np.where(
         ~has_signal, "no_signal", np.where(~enough_history, "no_history", np.where(regime_bound, "regime", "kelly"))
@@ -253,25 +247,16 @@ def decide(
 
     manifest = {
         "decision_date": decision_date.isoformat(),
-        "data_versions": dict(sorted((data_versions or {}).items())),
-        "model_hashes": dict(sorted((model_hashes or {}).items())),
+        "data_versions": dict(sorted(inputs.data_versions.items())),
+        "model_hashes": dict(sorted(inputs.model_hashes.items())),
         "params": {
             "risk": risk_config.to_params(),
             "decisions": decision_config.to_params(),
             "lot_sizes": dict(sorted(lot_sizes.items())),
         },
         "code_version": code_version(),
-        "inputs": {
-            "features": frame_digest(features),
-            "signals": frame_digest(signals),
-            "returns": frame_digest(returns),
-            "vol_forecasts": frame_digest(vol_forecasts),
-            "regime_probabilities": frame_digest(regime_probabilities)
-            if isinstance(regime_probabilities, pl.DataFrame)
-            else [float(p) for p in regime_probabilities],
-            "positions": frame_digest(positions),
-            "equity_curve": frame_digest(equity_curve),
-        },
+        "inputs": inputs.digests(),
+        "risk_assessment": assessment.digest(),
     }
     version = version_of(manifest)
 
@@ -319,11 +304,11 @@ def decide(
         "n_symbols": n,
         "n_orders": int(idx.size),
         "n_tradeable": int(tradeable.sum()),
-        "equity": state.equity,
-        "equity_peak": state.peak,
-        "drawdown": state.drawdown,
-        "kill_switch": state.kill_switch,
-        "regime_probabilities": probabilities,
+        "equity": assessment.drawdown.equity,
+        "equity_peak": assessment.drawdown.peak,
+        "drawdown": assessment.drawdown.drawdown,
+        "kill_switch": assessment.drawdown.kill_switch,
+        "regime_probabilities": list(assessment.regime_probabilities),
         "regime_multiplier": multiplier,
         "portfolio_cvar": sizing.cvar,
         "portfolio_cvar_historical": risk_model.historical_cvar(book),

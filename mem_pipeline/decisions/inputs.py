@@ -1,22 +1,28 @@
-"""Everything a trade decision for day ``t`` reads, gathered point in time.
+"""Everything a trade decision for day ``t`` reads, gathered once, point in time, as one typed value.
 
-Each model is the fit whose ``as_of`` is ``<= t`` (``artifact_as_of``), never a later one; the features
-are the partition's rows; regime probabilities and volatility forecasts are recomputed from that fit's
-parameters over returns up to ``t`` (filtered, never smoothed); the returns history stops at ``t``.
-The returned hashes (model artifacts and the digests of the input frames) feed the decision version.
+Each model is the fit whose ``as_of`` is ``<= t`` (``artifact_as_of``), never a later one; the features are the
+day's rows; regime probabilities and volatility forecasts are recomputed from that fit's parameters over returns
+up to ``t`` (filtered, never smoothed); positions and the equity curve come from the ledger's fills up to ``t``.
+Returns and forecasts are cut to the risk lookback window (``risk.scenarios.scenario_window``): the decision
+reads nothing older. ``risk_limits`` gathers the inputs, stores them beside the day's risk assessment, and
+``trade_decisions`` reads both back: the day is gathered once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from mem_pipeline.core.files import atomic_write_bytes, atomic_write_parquet
 from mem_pipeline.core.paths import Paths
+from mem_pipeline.decisions.portfolio import portfolio_state
+from mem_pipeline.decisions.types import DecisionError
 from mem_pipeline.decisions.version import frame_digest
 from mem_pipeline.features.warehouse import read_relation, relation_columns
 from mem_pipeline.models.artifacts import artifact_as_of
@@ -24,33 +30,120 @@ from mem_pipeline.models.regime import FittedRegime
 from mem_pipeline.models.signal import FittedSignal
 from mem_pipeline.models.slippage import FittedSlippage
 from mem_pipeline.models.volatility import FittedVol
+from mem_pipeline.risk.config import RiskConfig
+from mem_pipeline.risk.scenarios import scenario_window
 
 #: What sizing needs of a symbol's features row; a symbol without all of them gets no signal that day.
 REQUIRED_FEATURES = ("close", "dollar_volume_20d", "spread_est", "rv_20d")
 MODELS = ("signal", "regime", "volatility", "slippage")
+#: The frames of a day's inputs, in the order the decision version lists their digests.
+FRAMES = ("features", "signals", "returns", "vol_forecasts", "regime_probabilities", "positions", "equity_curve")
+MANIFEST = "inputs.json"
+#: ``(orders with the slippage FEATURES columns) -> expected cost in bps``, one per row; a polars frame
+#: with ``expected_cost_bps`` (``FittedSlippage.predict``), a Series or an array.
+CostModel = Callable[[pl.DataFrame], Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DecisionInputs:
+    """One day's inputs. Every dated frame stops at ``decision_date`` (``decide`` and ``assess`` refuse more)."""
+
     decision_date: dt.date
-    features: pl.DataFrame  # the day's fct_features_daily rows with every REQUIRED_FEATURES value
-    signals: pl.DataFrame  # symbol, p_up, payoff_ratio
-    returns: pl.DataFrame  # symbol, trade_date, ret_1d (<= decision_date)
-    vol_forecasts: pl.DataFrame  # symbol, trade_date, vol_forecast (<= decision_date)
-    regime_probabilities: pl.DataFrame  # trade_date, p_regime_0.. (<= decision_date)
-    cost_model: Callable[[pl.DataFrame], Any]
-    model_hashes: dict[str, str]
-    data_versions: dict[str, str]
-    skipped: tuple[str, ...]  # symbols with a features row that lacks a required value (warm-up)
+    features: pl.DataFrame  # one row per symbol: symbol, close, dollar_volume_20d, spread_est, rv_20d (, ...)
+    signals: pl.DataFrame  # symbol, p_up (calibrated), optional payoff_ratio
+    returns: pl.DataFrame  # symbol, trade_date, ret_1d
+    vol_forecasts: pl.DataFrame | None  # symbol, trade_date, vol_forecast (None: plain historical CVaR)
+    regime_probabilities: pl.DataFrame | Sequence[float]  # trade_date, p_regime_0.. (latest row used)
+    positions: pl.DataFrame | None = None  # POSITION_SCHEMA (None: flat)
+    equity_curve: pl.DataFrame | None = None  # trade_date, equity (None: account_equity, no drawdown)
+    model_hashes: dict[str, str] = field(default_factory=dict)
+    data_versions: dict[str, str] = field(default_factory=dict)
+    lot_sizes: dict[str, float] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()  # symbols with a features row that lacks a required value (warm-up)
+
+    @property
+    def held(self) -> dict[str, float]:
+        """Signed units per held symbol (flat ones left out)."""
+        if self.positions is None or self.positions.height == 0:
+            return {}
+        frame = self.positions.select(pl.col("symbol").cast(pl.String), pl.col("quantity").cast(pl.Float64))
+        return {s: q for s, q in frame.iter_rows() if q != 0}
+
+    @property
+    def universe(self) -> list[str]:
+        """Symbols with a signal plus symbols held, sorted: the columns of the day's risk model."""
+        return sorted(set(self.signals["symbol"].cast(pl.String).to_list()) | set(self.held))
+
+    def digests(self) -> dict[str, Any]:
+        """Content digest of every frame (the decision version hashes what was actually read)."""
+        out: dict[str, Any] = {}
+        for name in FRAMES:
+            value = getattr(self, name)
+            out[name] = (
+                frame_digest(value) if value is None or isinstance(value, pl.DataFrame) else [float(v) for v in value]
+            )
+        return out
+
+    def save(self, folder: Path) -> str:
+        """Every frame as parquet plus ``inputs.json`` under ``folder``; returns the manifest's sha256."""
+        stored: list[str] = []
+        for name in FRAMES:
+            value = getattr(self, name)
+            if isinstance(value, pl.DataFrame):
+                atomic_write_parquet(value, folder / f"{name}.parquet")
+                stored.append(name)
+        regime = self.regime_probabilities
+        manifest = {
+            "decision_date": self.decision_date.isoformat(),
+            "frames": stored,
+            "regime_probabilities": None if isinstance(regime, pl.DataFrame) else [float(v) for v in regime],
+            "model_hashes": self.model_hashes,
+            "data_versions": self.data_versions,
+            "lot_sizes": self.lot_sizes,
+            "skipped": list(self.skipped),
+            "digests": self.digests(),
+        }
+        text = json.dumps(manifest, sort_keys=True, indent=1, allow_nan=False) + "\n"
+        return atomic_write_bytes(text.encode(), folder / MANIFEST)
+
+    @classmethod
+    def load(cls, folder: Path) -> DecisionInputs:
+        path = folder / MANIFEST
+        if not path.exists():
+            raise DecisionError(f"no stored decision inputs at {folder}: materialize risk_limits for the day first")
+        manifest = json.loads(path.read_text())
+        frames = {name: pl.read_parquet(folder / f"{name}.parquet") for name in manifest["frames"]}
+        inputs = cls(
+            decision_date=dt.date.fromisoformat(manifest["decision_date"]),
+            features=frames["features"],
+            signals=frames["signals"],
+            returns=frames["returns"],
+            vol_forecasts=frames.get("vol_forecasts"),
+            regime_probabilities=frames.get("regime_probabilities", manifest["regime_probabilities"]),
+            positions=frames.get("positions"),
+            equity_curve=frames.get("equity_curve"),
+            model_hashes=manifest["model_hashes"],
+            data_versions=manifest["data_versions"],
+            lot_sizes=manifest["lot_sizes"],
+            skipped=tuple(manifest["skipped"]),
+        )
+        if inputs.digests() != manifest["digests"]:
+            raise DecisionError(f"{folder}: the stored inputs do not match their digests (changed on disk?)")
+        return inputs
 
 
-def load_decision_inputs(paths: Paths, day: dt.date) -> DecisionInputs:
+def load_cost_model(paths: Paths, slippage_hash: str) -> CostModel:
+    """The ``predict`` of the slippage artifact ``slippage_hash`` (the one a decision was versioned with)."""
+    slippage = FittedSlippage.load(paths.models / "slippage" / slippage_hash)
+    return lambda orders: slippage.predict(orders)["expected_cost_bps"]
+
+
+def load_decision_inputs(paths: Paths, day: dt.date, risk_config: RiskConfig) -> DecisionInputs:
     """Gather the inputs of the decision for ``day`` (raises ``MemError`` if a model has no fit up to ``day``)."""
     located = {name: artifact_as_of(paths.models, name, day)[0] for name in MODELS}
     signal = FittedSignal.load(located["signal"])
     regime = FittedRegime.load(located["regime"])
     vol = FittedVol.load(located["volatility"])
-    slippage = FittedSlippage.load(located["slippage"])
 
     columns = relation_columns(paths, "fct_features_daily")
     day_rows = read_relation(paths, "fct_features_daily", columns, day, since=day)
@@ -60,22 +153,24 @@ def load_decision_inputs(paths: Paths, day: dt.date) -> DecisionInputs:
     p_up = signal.predict_signal(features) if features.height else pl.Series("p_up", [], dtype=pl.Float64())
     signals = features.select("symbol").with_columns(p_up.alias("p_up"), payoff_ratio=pl.lit(signal.payoff_ratio))
 
-    returns = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "ret_1d"], day)
+    history = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "ret_1d"], day)
     market = read_relation(paths, "int_market__daily", ["trade_date", "mkt_ret_1d"], day)
     regime_probabilities = regime.filtered_probabilities(market.rename({"mkt_ret_1d": "mkt_ret"}).drop_nulls())
-    vol_forecasts = vol.forecast(returns)
+    returns, vol_forecasts = scenario_window(history, vol.forecast(history), risk_config)
+    positions, equity_curve = portfolio_state(paths, day, risk_config.account_equity)
     return DecisionInputs(
         decision_date=day,
         features=features,
         signals=signals,
         returns=returns,
         vol_forecasts=vol_forecasts,
-        regime_probabilities=regime_probabilities,
-        cost_model=lambda orders: slippage.predict(orders)["expected_cost_bps"],
+        regime_probabilities=regime_probabilities.sort("trade_date").tail(1),
+        positions=positions,
+        equity_curve=equity_curve,
         model_hashes={name: Path(path).name for name, path in located.items()},
         data_versions={
             "fct_features_daily": frame_digest(day_rows),
-            "int_bars__returns": frame_digest(returns),
+            "int_bars__returns": frame_digest(history),
             "int_market__daily": frame_digest(market),
         },
         skipped=skipped,

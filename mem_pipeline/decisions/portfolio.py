@@ -12,13 +12,11 @@ import datetime as dt
 import polars as pl
 import sqlalchemy as sa
 
-from mem_pipeline.core.params import section
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.core.schemas import POSITION_SCHEMA
 from mem_pipeline.execution.ledger import LIVE, Ledger, fills
 from mem_pipeline.execution.runtime import open_ledger
 from mem_pipeline.features.warehouse import read_relation
-from mem_pipeline.risk.config import RiskConfig
 
 FILL_SCHEMA = {"date": pl.Date(), "symbol": pl.String(), "signed_quantity": pl.Float64(), "price": pl.Float64()}
 
@@ -100,7 +98,9 @@ def combine_positions(*frames: pl.DataFrame) -> pl.DataFrame:
     return totals.filter(pl.col("quantity").abs() > 1e-12).sort("symbol")
 
 
-def portfolio_state(paths: Paths, day: dt.date) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+def portfolio_state(
+    paths: Paths, day: dt.date, starting_equity: float
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     """``(positions, equity curve)``: positions from the fills dated ``<= day`` plus the unfilled rest of live orders
     decided by then; equity from those fills. ``(None, None)`` while the ledger holds nothing."""
     ledger = open_ledger(paths)
@@ -115,5 +115,4 @@ def portfolio_state(paths: Paths, day: dt.date) -> tuple[pl.DataFrame | None, pl
     closes = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "close"], day).filter(
         pl.col("symbol").is_in(held)
     )
-    starting = RiskConfig.from_params(section("risk")).account_equity
-    return combine_positions(positions_as_of(fill_frame), working), equity_curve(fill_frame, closes, starting)
+    return combine_positions(positions_as_of(fill_frame), working), equity_curve(fill_frame, closes, starting_equity)

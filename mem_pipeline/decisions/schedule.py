@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from mem_pipeline.core.orders import Schedule
 from mem_pipeline.decisions.config import DecisionConfig
-from mem_pipeline.decisions.types import Schedule
 
 
 def choose_schedule(

@@ -18,10 +18,10 @@ from typing import Any
 
 import polars as pl
 
-from mem_pipeline.core.schemas import ORDER_SCHEMA
+from mem_pipeline.core.files import atomic_write_parquet, file_sha256
+from mem_pipeline.core.orders import ORDER_SCHEMA
 from mem_pipeline.decisions.types import TARGET_SCHEMA, DecisionError, TradeDecision
 from mem_pipeline.decisions.version import VERSION_LENGTH
-from mem_pipeline.ingest.lake import atomic_write_parquet, file_sha256
 from mem_pipeline.risk.limits import RiskLimits
 
 INDEX = "index.jsonl"

@@ -1,33 +1,20 @@
-"""Frozen decision objects: ``Order`` (one row of ``ORDER_SCHEMA``) and ``TradeDecision``."""
+"""The frozen ``TradeDecision``: its orders (``mem_pipeline.core.orders.Order`` rows) and per-symbol targets."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from dataclasses import dataclass, fields
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
 from mem_pipeline.core.errors import MemError
-from mem_pipeline.core.schemas import ORDER_SCHEMA
+from mem_pipeline.core.orders import ORDER_SCHEMA, Order, orders_from_frame
 from mem_pipeline.risk.limits import RiskLimits
 
 
 class DecisionError(MemError, ValueError):
     """Bad decision input or configuration, or a conflicting write to the decision store."""
-
-
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-
-class Schedule(StrEnum):
-    TWAP = "twap"
-    VWAP = "vwap"
-    ALMGREN_CHRISS = "almgren_chriss"
 
 
 #: One row per symbol considered: what the sizing did and which limit bound it (stored with the decision).
@@ -46,46 +33,6 @@ TARGET_SCHEMA: dict[str, pl.DataType] = {
     "symbol_cvar": pl.Float64(),  # scenario CVaR of the target position alone, currency
     "binding_limit": pl.String(),
 }
-
-
-@dataclass(frozen=True)
-class Order:
-    """One parent order (see ``ORDER_SCHEMA`` for the meaning of each field)."""
-
-    decision_version: str
-    decision_date: dt.date
-    symbol: str
-    side: Side
-    quantity: float
-    lot_size: float
-    reference_price: float
-    notional: float
-    current_position: float
-    target_position: float
-    expected_cost_bps: float
-    schedule: Schedule
-    n_slices: int
-    binding_limit: str
-
-    def __post_init__(self) -> None:
-        for name in ("quantity", "lot_size", "reference_price", "notional", "expected_cost_bps"):
-            if not math.isfinite(getattr(self, name)):
-                raise DecisionError(f"order {self.symbol}: {name} is not finite")
-        if self.quantity <= 0 or self.lot_size <= 0 or self.n_slices < 1:
-            raise DecisionError(f"order {self.symbol}: quantity, lot_size and n_slices must be positive")
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Order:
-        values = {f.name: row[f.name] for f in fields(cls)}
-        values["side"] = Side(values["side"])
-        values["schedule"] = Schedule(values["schedule"])
-        return cls(**values)
-
-    def to_row(self) -> dict[str, Any]:
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
-        row["side"] = str(self.side)
-        row["schedule"] = str(self.schedule)
-        return row
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,4 +55,4 @@ class TradeDecision:
             raise DecisionError(f"decision {self.version}: targets do not conform to TARGET_SCHEMA")
 
     def order_list(self) -> tuple[Order, ...]:
-        return tuple(Order.from_row(row) for row in self.orders.iter_rows(named=True))
+        return tuple(orders_from_frame(self.orders))

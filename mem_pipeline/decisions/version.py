@@ -8,6 +8,7 @@
   model is a callable and cannot be hashed here, so its artifact hash must be among these);
 * ``params`` — the risk and decision configs and the lot sizes;
 * ``code_version`` — a hash of the source of ``mem_pipeline/risk`` and ``mem_pipeline/decisions``;
+* ``risk_assessment`` — a digest of the stored limits, drawdown and regime the book was sized against;
 * ``inputs`` — a digest of the content of every frame ``decide`` was given. The caller's data versions
   name the upstream assets, but positions and the equity curve come from the ledger, and a caller
   could pass frames that differ from what it named: the digest makes "same inputs => same version"

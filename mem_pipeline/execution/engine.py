@@ -31,6 +31,7 @@ from typing import Any
 import polars as pl
 
 from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.orders import Order, orders_from_frame
 from mem_pipeline.execution.breaker import BreakerConfig, CircuitBreaker
 from mem_pipeline.execution.brokers.base import Broker
 from mem_pipeline.execution.brokers.ccxt_broker import CcxtBrokerConfig
@@ -45,7 +46,7 @@ from mem_pipeline.execution.gate import (
     Rejection,
 )
 from mem_pipeline.execution.ledger import Ledger
-from mem_pipeline.execution.orders import ChildOrder, OrderReport, ParentOrder, parents_from_frame
+from mem_pipeline.execution.orders import ChildOrder, OrderReport
 from mem_pipeline.execution.reconcile import ReconcileReport, reconcile
 from mem_pipeline.execution.schedules import CostModel, MarketStats, ScheduleConfig, plan_children
 from mem_pipeline.execution.states import OrderState
@@ -268,6 +269,23 @@ def _rejected(child: ChildOrder, reason: str) -> OrderReport:
     )
 
 
+class SecondVersionRefused(ExecutionError):
+    """A later decision version of a day that was already executed: its orders would double the day's trades."""
+
+
+def _one_version_per_day(ledger: Ledger, parents: Sequence[Order]) -> None:
+    """Refuse a decision version when another version of the same day already has orders in the ledger."""
+    for day in sorted({p.decision_date for p in parents}):
+        mine = {p.decision_version for p in parents if p.decision_date == day}
+        others = [v for v in ledger.executed_versions(day) if v not in mine]
+        if others or len(mine) > 1:
+            first = others[0] if others else sorted(mine)[0]
+            raise SecondVersionRefused(
+                f"{day} was already executed under decision {first}: a later version of the same day "
+                f"({', '.join(sorted(mine - {first}))}) is not sent too; its orders would double the day's trades"
+            )
+
+
 def execute(
     orders: pl.DataFrame,
     ledger: Ledger,
@@ -288,6 +306,7 @@ def execute(
     crash_hook: CrashHook | None = None,
     lock_owner: str | None = None,
     lock_ttl_seconds: float = 120.0,
+    one_version_per_day: bool = False,
 ) -> ExecutionResult:
     """Execute the parent orders of ``orders`` (``ORDER_SCHEMA``; one or more decision versions).
 
@@ -299,22 +318,26 @@ def execute(
     request timeout: a request still in flight must land before its absence is trusted).
     ``batched=False`` writes one transaction per parent and per reply (the
     benchmark's baseline). Idempotent: run twice on the same frame, the second run sends nothing.
+    ``one_version_per_day``: refuse (``SecondVersionRefused``, checked under the run lock) a decision version
+    when another version of the same day already has orders in the ledger (the production path sets it).
     """
     t0 = time.perf_counter()
     hook = crash_hook or _no_crash
-    parents = parents_from_frame(orders)
+    parents = orders_from_frame(orders)
     owner = lock_owner or f"execute:{os.getpid()}:{t0}"
     with ledger.lock(owner, lock_ttl_seconds):
         rec = reconcile(ledger, broker)
         t_rec = time.perf_counter()
         hook("reconciled")
 
+        if one_version_per_day:
+            _one_version_per_day(ledger, parents)
         known = ledger.known_parents(p.parent_id for p in parents)
         fresh = [p for p in parents if p.parent_id not in known]
         prices = dict(last_prices) if last_prices is not None else {p.symbol: p.reference_price for p in parents}
         exposure = Exposure(ledger.exposure(), prices)
-        planned: list[tuple[ParentOrder, list[ChildOrder]]] = []
-        rejected: list[tuple[ParentOrder, Rejection]] = []
+        planned: list[tuple[Order, list[ChildOrder]]] = []
+        rejected: list[tuple[Order, Rejection]] = []
         for parent in fresh:
             try:
                 approved = gate.check(parent, exposure)

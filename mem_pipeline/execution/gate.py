@@ -6,6 +6,13 @@ notional at the last price after every working order and this one complete; in `
 order that would grow a position or flip it past zero is refused. A rejection names the limit,
 the amount and the threshold.
 
+One source for each limit: the day's stored ``RiskLimits`` (scaled with equity) set the per-symbol cap, the
+per-order cap (twice the symbol cap: the largest order within it turns a full short into a full long) and the
+gross cap; ``execution.gate`` only adds an operator's hard ceiling on top (``.inf``: none). One kill switch path:
+the risk module's drawdown switch (``RiskLimits.kill_switch``) makes the gate reduce-only; the operator's switch
+(``execution.gate.kill_switch``, or ``engage_kill_switch``) stops everything. ``GateLimits`` shows both, with
+where each limit came from.
+
 Not bypassable: the engine sends only children of an ``ApprovedOrder``, and an ``ApprovedOrder`` can only
 be built by ``PreTradeGate`` (its constructor demands a token private to this module). The kill switch is
 checked again before every single send, so engaging it stops orders already planned.
@@ -19,33 +26,91 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.orders import Order
 from mem_pipeline.execution.errors import ExecutionError
-from mem_pipeline.execution.orders import ParentOrder
+from mem_pipeline.risk.limits import RiskLimits
 
 _TOKEN = object()
 
 
+INF = float("inf")
+#: Relative slack when comparing with a limit: risk sizes a book exactly up to its caps, and the gate recomputes
+#: the same products of units and prices.
+TOLERANCE = 1e-9
+
+
 @dataclass(frozen=True)
 class GateConfig:
-    """``execution.gate`` in params.yaml; notionals in the quote currency (the risk defaults: 750 a symbol,
-    3000 gross)."""
+    """``execution.gate`` in params.yaml: the operator's hard ceilings (quote currency; ``inf``: none beyond the
+    day's limits), the price band and the operator's emergency stop."""
 
-    max_order_notional: float = 750.0
+    max_order_notional: float = INF
     price_band: float = 0.05  # |reference / last - 1| allowed
-    max_position_notional: float = 750.0
-    max_gross_exposure: float = 3000.0
+    max_position_notional: float = INF
+    max_gross_exposure: float = INF
     kill_switch: bool = False  # nothing is sent at all (an operator's emergency stop)
-    reduce_only: bool = False  # only orders that shrink |position| pass (the risk module's drawdown kill switch)
 
     def __post_init__(self) -> None:
         for name in ("max_order_notional", "price_band", "max_position_notional", "max_gross_exposure"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            if not (isinstance(value, int | float) and not math.isnan(value) and value > 0):
                 raise ExecutionError(f"execution.gate.{name} must be a positive number, got {value!r}")
+        if math.isinf(self.price_band):
+            raise ExecutionError("execution.gate.price_band must be a positive number, got inf")
 
     @classmethod
     def from_params(cls, d: dict[str, Any] | None) -> GateConfig:
         return config_from_params(cls, d, ExecutionError, "execution.gate")
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    """The limits the gate enforces for one decision, and where each came from (``risk`` or ``operator``)."""
+
+    max_order_notional: float
+    max_position_notional: float
+    max_gross_exposure: float
+    price_band: float
+    reduce_only: bool  # the day's drawdown kill switch (risk.kill_drawdown)
+    kill_switch: bool  # the operator's emergency stop (execution.gate.kill_switch)
+    sources: dict[str, str]
+
+    @classmethod
+    def of(cls, config: GateConfig, limits: RiskLimits | None) -> GateLimits:
+        """The tighter of the day's ``limits`` (None: no decision, only the ceilings) and the operator's ceilings."""
+        day = {
+            "max_order_notional": 2.0 * limits.symbol_cap if limits else INF,
+            "max_position_notional": limits.symbol_cap if limits else INF,
+            "max_gross_exposure": limits.gross_cap if limits else INF,
+        }
+        values = {k: min(v, getattr(config, k)) for k, v in day.items()}
+        sources = {k: "risk" if day[k] <= getattr(config, k) else "operator" for k in day}
+        reduce_only = bool(limits and limits.kill_switch)
+        sources["reduce_only"] = "risk.kill_drawdown"
+        sources["kill_switch"] = "execution.gate.kill_switch"
+        return cls(
+            **values,
+            price_band=config.price_band,
+            reduce_only=reduce_only,
+            kill_switch=config.kill_switch,
+            sources=sources,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able (an unlimited notional shows as null)."""
+
+        def finite(value: float) -> float | None:
+            return value if math.isfinite(value) else None
+
+        return {
+            "max_order_notional": finite(self.max_order_notional),
+            "max_position_notional": finite(self.max_position_notional),
+            "max_gross_exposure": finite(self.max_gross_exposure),
+            "price_band": self.price_band,
+            "reduce_only": self.reduce_only,
+            "kill_switch": self.kill_switch,
+            "sources": dict(self.sources),
+        }
 
 
 @dataclass(frozen=True)
@@ -77,7 +142,7 @@ class KillSwitchEngaged(GateRejected):
 class ApprovedOrder:
     """A parent order that passed every check; only ``PreTradeGate`` can build one."""
 
-    parent: ParentOrder
+    parent: Order
     last_price: float
     _token: object = field(repr=False, compare=False, default=None)
 
@@ -87,10 +152,11 @@ class ApprovedOrder:
 
 
 class PreTradeGate:
-    """Stateful only in its kill switch; exposure comes in with every call (from the ledger)."""
+    """Stateful only in its kill switch; exposure comes in with every call (from the ledger). ``limits``: the
+    decision's stored risk limits (see the module docstring)."""
 
-    def __init__(self, config: GateConfig = GateConfig()) -> None:
-        self.config = config
+    def __init__(self, config: GateConfig = GateConfig(), limits: RiskLimits | None = None) -> None:
+        self.limits = GateLimits.of(config, limits)
         self._kill_reason: str | None = "configured (execution.gate.kill_switch)" if config.kill_switch else None
 
     @property
@@ -108,11 +174,11 @@ class PreTradeGate:
         if self._kill_reason is not None:
             raise KillSwitchEngaged(Rejection(order_id, symbol, "kill_switch", 1.0, 0.0, self._kill_reason))
 
-    def check(self, parent: ParentOrder, exposure: Exposure) -> ApprovedOrder:
+    def check(self, parent: Order, exposure: Exposure) -> ApprovedOrder:
         """Approve ``parent`` or raise ``GateRejected``. An approved order is added to ``exposure``, so a batch
         is checked cumulatively."""
         self.ensure_trading_allowed(parent.symbol, parent.parent_id)
-        c = self.config
+        c = self.limits
         pid, sym = parent.parent_id, parent.symbol
 
         def reject(limit: str, amount: float, threshold: float, detail: str = "") -> GateRejected:
@@ -122,7 +188,7 @@ class PreTradeGate:
         if last is None or not _usable(last):
             raise reject("last_price", float("nan"), 0.0, "no usable last price for the price band")
         notional = parent.quantity * max(parent.reference_price, last)
-        if notional > c.max_order_notional:
+        if _over(notional, c.max_order_notional):
             raise reject("max_order_notional", notional, c.max_order_notional)
         deviation = abs(parent.reference_price / last - 1.0)
         if deviation > c.price_band:
@@ -134,16 +200,20 @@ class PreTradeGate:
         if c.reduce_only and before * after < 0:
             raise reject("reduce_only", after, 0.0, f"units; would flip the position {before:+g} past zero")
         position = abs(after) * last
-        if position > c.max_position_notional:
+        if _over(position, c.max_position_notional):
             raise reject("max_position_notional", position, c.max_position_notional, f"position {after:+g} units")
         unpriced = sorted(exposure.unpriced - {sym})
         if unpriced:
             raise reject("last_price", float("nan"), 0.0, f"no last price for held symbols {unpriced[:5]}")
         gross = exposure.gross - exposure.notional(sym) + position
-        if gross > c.max_gross_exposure:
+        if _over(gross, c.max_gross_exposure):
             raise reject("max_gross_exposure", gross, c.max_gross_exposure)
         exposure.add(sym, parent.signed_quantity)
         return ApprovedOrder(parent, last, _TOKEN)
+
+
+def _over(value: float, limit: float) -> bool:
+    return value > limit * (1 + TOLERANCE)
 
 
 def _usable(price: float | None) -> bool:

@@ -21,10 +21,5 @@ def client_order_id(decision_version: str, symbol: str, slice_index: int) -> str
     return CLIENT_ID_PREFIX + _digest("child", decision_version, symbol, int(slice_index))[:_HEX]
 
 
-def parent_order_id(decision_version: str, symbol: str) -> str:
-    """The parent order's ledger key (never sent to a broker)."""
-    return "par" + _digest("parent", decision_version, symbol)[:_HEX]
-
-
 def is_mem_client_id(client_id: str | None) -> bool:
     return bool(client_id) and str(client_id).startswith(CLIENT_ID_PREFIX) and len(str(client_id)) == 3 + _HEX

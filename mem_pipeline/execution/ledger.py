@@ -24,12 +24,13 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
+from mem_pipeline.core.orders import Order, Side
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.core.schemas import POSITION_SCHEMA
 from mem_pipeline.execution.errors import ExecutionError, IllegalTransition, LedgerBusy
 from mem_pipeline.execution.gate import Rejection
-from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport, ParentOrder
-from mem_pipeline.execution.states import TERMINAL, OrderState, Side, path, transition
+from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport
+from mem_pipeline.execution.states import TERMINAL, OrderState, path, transition
 from mem_pipeline.models.slippage import DATE, FEATURES, TARGET
 
 log = logging.getLogger(__name__)
@@ -297,8 +298,8 @@ class Ledger:
 
     def record_plan(
         self,
-        planned: Sequence[tuple[ParentOrder, Sequence[ChildOrder]]],
-        rejected: Sequence[tuple[ParentOrder, Rejection]] = (),
+        planned: Sequence[tuple[Order, Sequence[ChildOrder]]],
+        rejected: Sequence[tuple[Order, Rejection]] = (),
     ) -> None:
         """Write approved parents with all their children (state ``new``) and gate-rejected parents, in one
         transaction. Nothing may be sent before this returns."""
@@ -560,6 +561,17 @@ class Ledger:
         data = [{**dict(r), "at": r["at"].replace(tzinfo=dt.UTC)} for r in rows]
         return pl.DataFrame(data, schema=schema)
 
+    def executed_versions(self, decision_date: dt.date) -> list[str]:
+        """Decision versions of ``decision_date`` with parents in the ledger, oldest first."""
+        query = (
+            sa.select(parent_orders.c.decision_version)
+            .where(parent_orders.c.decision_date == decision_date)
+            .group_by(parent_orders.c.decision_version)
+            .order_by(sa.func.min(parent_orders.c.created_at))
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query).all()]
+
     def parents_frame(self) -> pl.DataFrame:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(parent_orders).order_by(parent_orders.c.created_at)).mappings().all()
@@ -616,7 +628,7 @@ def _replace_state(
     return replace(record, **changes)
 
 
-def _parent_row(p: ParentOrder, status: str, rejection: Rejection | None, now: dt.datetime) -> dict[str, Any]:
+def _parent_row(p: Order, status: str, rejection: Rejection | None, now: dt.datetime) -> dict[str, Any]:
     return {
         "parent_id": p.parent_id,
         "decision_version": p.decision_version,
@@ -630,7 +642,7 @@ def _parent_row(p: ParentOrder, status: str, rejection: Rejection | None, now: d
         "current_position": p.current_position,
         "target_position": p.target_position,
         "expected_cost_bps": p.expected_cost_bps if math.isfinite(p.expected_cost_bps) else None,
-        "schedule": p.schedule,
+        "schedule": str(p.schedule),
         "n_slices": p.n_slices,
         "binding_limit": p.binding_limit,
         "status": status,

@@ -24,6 +24,7 @@ from mem_pipeline.execution.brokers.paper import PaperBroker
 from mem_pipeline.execution.engine import ExecutionConfig, ExecutionResult, execute
 from mem_pipeline.execution.gate import PreTradeGate
 from mem_pipeline.execution.ledger import Ledger
+from mem_pipeline.risk.limits import RiskLimits
 
 PAPER_DIR = "paper"
 
@@ -54,8 +55,10 @@ class ExecutionRuntime:
         *,
         exchange: Any | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
+        limits: RiskLimits | None = None,
     ) -> ExecutionRuntime:
-        """``config`` defaults to params.yaml's ``execution``; ``exchange`` injects a ccxt stand-in (tests)."""
+        """``config`` defaults to params.yaml's ``execution``; ``exchange`` injects a ccxt stand-in (tests);
+        ``limits``: the decision's stored risk limits, which set the gate's (``GateLimits``)."""
         config = config or ExecutionConfig.from_params(section("execution"))
         paths = paths or Paths.from_env()
         ledger = Ledger.open(config.engine.ledger_url or None, paths=paths, clock=clock)
@@ -64,7 +67,7 @@ class ExecutionRuntime:
             broker = PaperBroker(paths.ledger / PAPER_DIR, config.paper)
         else:
             broker = CcxtBroker(config.ccxt, exchange)
-        return cls(config, ledger, broker, PreTradeGate(config.gate), CircuitBreaker(config.breaker, clock))
+        return cls(config, ledger, broker, PreTradeGate(config.gate, limits), CircuitBreaker(config.breaker, clock))
 
     def run(
         self, orders: pl.DataFrame, *, last_prices: Mapping[str, float] | None = None, **kw: Any
@@ -75,6 +78,7 @@ class ExecutionRuntime:
         kw.setdefault("retry_delay_seconds", e.retry_delay_seconds)
         kw.setdefault("lock_ttl_seconds", e.lock_ttl_seconds)
         kw.setdefault("schedule", self.config.schedule)
+        kw.setdefault("one_version_per_day", True)
         return execute(orders, self.ledger, self.broker, self.gate, self.breaker, last_prices=last_prices, **kw)
 
     def close(self) -> None:

@@ -29,9 +29,10 @@ import polars as pl
 from numpy.typing import NDArray
 
 from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.orders import Order, Schedule
 from mem_pipeline.execution.errors import ExecutionError
 from mem_pipeline.execution.ids import client_order_id
-from mem_pipeline.execution.orders import SCHEDULES, ChildOrder, ParentOrder
+from mem_pipeline.execution.orders import ChildOrder
 
 FloatArray = NDArray[np.float64]
 #: ``cost_model(features) -> expected cost in bps per row``: a frame with the slippage model's FEATURES in,
@@ -114,7 +115,7 @@ def schedule_weights(
     if schedule == "almgren_chriss":
         x = ac_trajectory(1.0, ac_kappa(risk_aversion, sigma, eta, n_slices), n_slices)
         return -np.diff(x)
-    raise ExecutionError(f"schedule must be one of {list(SCHEDULES)}, got {schedule!r}")
+    raise ExecutionError(f"schedule must be one of {[s.value for s in Schedule]}, got {schedule!r}")
 
 
 def round_to_lots(weights: FloatArray, total_lots: int) -> list[int]:
@@ -131,7 +132,7 @@ def round_to_lots(weights: FloatArray, total_lots: int) -> list[int]:
 
 
 def _costs(
-    cost_model: CostModel | None, parent: ParentOrder, qty: list[float], shares: FloatArray, stats: MarketStats | None
+    cost_model: CostModel | None, parent: Order, qty: list[float], shares: FloatArray, stats: MarketStats | None
 ) -> list[float | None]:
     if cost_model is None or stats is None or not qty:
         same = parent.expected_cost_bps if math.isfinite(parent.expected_cost_bps) else None
@@ -152,7 +153,7 @@ def _costs(
 
 
 def plan_children(
-    parent: ParentOrder,
+    parent: Order,
     config: ScheduleConfig = ScheduleConfig(),
     *,
     profile: Sequence[float] | None = None,

@@ -10,23 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from mem_pipeline.execution.errors import ExecutionError, IllegalTransition
-
-
-class Side(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-    @property
-    def sign(self) -> int:
-        return 1 if self is Side.BUY else -1
-
-    @classmethod
-    def parse(cls, value: str) -> Side:
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            raise ExecutionError(f"side must be 'buy' or 'sell', got {value!r}") from None
+from mem_pipeline.execution.errors import IllegalTransition
 
 
 class OrderState(StrEnum):

@@ -9,14 +9,12 @@ and writing the same rows twice leaves the same bytes.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from mem_pipeline.core.files import atomic_write_parquet
 from mem_pipeline.core.schemas import BAR_SCHEMA
 
 PART = "part.parquet"
@@ -32,26 +30,6 @@ class PartitionWrite:
 
 def partition_dir(root: Path, day: dt.date) -> Path:
     return root / f"date={day.isoformat()}"
-
-
-def atomic_write_parquet(frame: pl.DataFrame, path: Path) -> str:
-    """Write ``frame`` to ``path`` via a temp file + rename; return the file's sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.write_parquet(tmp, compression="zstd", statistics=True)
-        digest = file_sha256(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the lake is read by other tools and users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return digest
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def write_partitions(frame: pl.DataFrame, root: Path) -> list[PartitionWrite]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from mem_pipeline.ingest.lake import atomic_write_parquet, file_sha256
+from mem_pipeline.core.files import atomic_write_parquet, file_sha256
 
 
 def write_rejected_rows(rejected: pl.DataFrame, directory: Path, report: dict[str, Any]) -> Path:

@@ -38,7 +38,7 @@ import polars as pl
 
 from mem_pipeline.core.config import config_from_params
 from mem_pipeline.core.errors import MemError
-from mem_pipeline.ingest.lake import atomic_write_parquet
+from mem_pipeline.core.files import atomic_write_parquet
 
 JOURNAL_SCHEMA: dict[str, Any] = {
     "decision_id": pl.String,

@@ -35,9 +35,16 @@ def kelly_fraction(p_up: FloatArray | float, payoff_ratio: FloatArray | float) -
 
 
 def kelly_notional(
-    p_up: FloatArray | float, payoff_ratio: FloatArray | float, equity: float, fraction: float
+    p_up: FloatArray | float,
+    payoff_ratio: FloatArray | float,
+    equity: float,
+    fraction: float,
+    multiplier: float = 1.0,
 ) -> FloatArray:
-    """Signed target notional ``fraction * f* * equity`` (see the module docstring for stake = notional)."""
+    """Signed target notional ``fraction * f* * multiplier * equity`` (see the module docstring for stake =
+    notional); ``multiplier`` is the regime multiplier in [0, 1]."""
     if not 0 < fraction <= 1:
         raise RiskError(f"kelly: fraction must be in (0, 1], got {fraction}")
-    return fraction * kelly_fraction(p_up, payoff_ratio) * float(equity)
+    if not 0 <= multiplier <= 1:
+        raise RiskError(f"kelly: multiplier must be in [0, 1], got {multiplier}")
+    return fraction * kelly_fraction(p_up, payoff_ratio) * multiplier * float(equity)

@@ -80,6 +80,23 @@ def _scatter(
     return out
 
 
+def scenario_window(
+    returns: pl.DataFrame, vol_forecasts: pl.DataFrame | None, config: RiskConfig
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The rows of ``returns`` and ``vol_forecasts`` that ``build_scenarios`` reads: those dated on or after the
+    first of the last ``lookback_days + 1`` dates with a finite return. Cutting the rest changes nothing: older
+    returns are outside the window, and a symbol whose latest forecast is older has no standardisable return in
+    it (so no FHS either)."""
+    require_columns(returns, RETURN_COLUMNS, "returns")
+    finite = returns.filter(pl.col("ret_1d").is_not_null() & pl.col("ret_1d").is_finite())
+    dates = finite["trade_date"].unique().sort()
+    if dates.len() <= config.lookback_days + 1:
+        return returns, vol_forecasts
+    first = dates[-(config.lookback_days + 1)]
+    kept = returns.filter(pl.col("trade_date") >= first)
+    return kept, vol_forecasts.filter(pl.col("trade_date") >= first) if vol_forecasts is not None else None
+
+
 def build_scenarios(
     returns: pl.DataFrame,
     vol_forecasts: pl.DataFrame | None,

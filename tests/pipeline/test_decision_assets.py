@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import dagster as dg
 import polars as pl
@@ -13,7 +14,7 @@ from assets.defs.ingest.assets import raw_bars
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
 from assets.defs.models.signal import signal_model
 from assets.defs.risk.assets import risk_limits
-from mem_pipeline.core.schemas import ORDER_SCHEMA
+from mem_pipeline.core.orders import ORDER_SCHEMA
 from mem_pipeline.decisions.store import DecisionStore
 from tests.pipeline.conftest import make_resources
 from tests.pipeline.helpers import assert_orders_unchanged, build_features, check_results, range_tags
@@ -78,3 +79,20 @@ def test_no_decision_with_a_model_fitted_on_later_data(fitted) -> None:
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "fitted on data up to 2010-06-30" in str(failure.event_specific_data.error.cause.message)
+
+
+def test_trade_decisions_sizes_against_the_stored_assessment(fitted) -> None:
+    data_dir, resources = fitted
+    assert _decide(resources).success
+    stored = data_dir / "risk" / DAY.isoformat() / "limits.json"
+    original = stored.read_text()
+    limits = json.loads(original)
+    assert not limits["kill_switch"]
+    try:
+        # the drawdown kill switch, as if risk_limits had found it on: a flat book may then open nothing
+        stored.write_text(json.dumps({**limits, "kill_switch": True}))
+        alone = dg.materialize([trade_decisions], resources=resources, partition_key=DAY.isoformat())
+        orders = DecisionStore(data_dir / "decisions").read_orders(_version(alone))
+        assert orders.height == 0
+    finally:
+        stored.write_text(original)

@@ -130,7 +130,8 @@ def test_each_decision_version_is_sent_exactly_once_then_filled(setup) -> None:
     )
     assert not refused.success
     [failure] = [e for e in refused.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert f"already executed under decision {version}" in failure.event_specific_data.error.message
+    error = failure.event_specific_data.error
+    assert f"already executed under decision {version}" in error.cause.message
     assert _ledger_children(data_dir).height == children.height
 
     # The next day's bars fill the paper orders; the next decision starts from the ledger's positions.

@@ -12,7 +12,7 @@ import polars as pl
 
 from assets.defs.ingest.assets import GATE_CHECK, raw_bars
 from assets.resources import LakeResource, MarketDataResource
-from mem_pipeline.ingest.lake import file_sha256
+from mem_pipeline.core.files import file_sha256
 from tests.pipeline.helpers import check_results, range_tags
 
 JUNE = (dt.date(2010, 6, 1), dt.date(2010, 6, 4))  # Tue..Fri: four trading days

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from mem_pipeline.core.schemas import ORDER_SCHEMA
+from mem_pipeline.core.orders import ORDER_SCHEMA
 
 DECISION_DATE = dt.date(2024, 1, 2)
 

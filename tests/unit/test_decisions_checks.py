@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import polars as pl
+import pytest
 
-from mem_pipeline.decisions import (
+from mem_pipeline.decisions.checks import (
     check_cvar_within_budget,
     check_finite_sizes,
     check_no_new_risk_when_killed,
     check_orders_within_limits,
-    decide,
     run_checks,
+    scenario_cvar,
 )
-from mem_pipeline.risk import RiskConfig
-from tests.decision_inputs import DECISION_DATE, make_inputs, sqrt_cost_model
+from mem_pipeline.decisions.sample_inputs import DECISION_DATE, decide_frames, make_inputs, sqrt_cost_model
+from mem_pipeline.risk import RiskConfig, portfolio_cvar
+
+
+def _decided(drawdown: float = 0.0):
+    inputs = make_inputs(n_symbols=20, seed=21, held_share=0.5, drawdown=drawdown)
+    config = RiskConfig(max_symbol_exposure=2_000, max_gross_exposure=10_000, cvar_budget=0.1)
+    return decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=config, **inputs)
 
 
 def _decision(drawdown: float = 0.0):
-    inputs = make_inputs(n_symbols=20, seed=21, held_share=0.5, drawdown=drawdown)
-    config = RiskConfig(max_symbol_exposure=2_000, max_gross_exposure=10_000, cvar_budget=0.1)
-    return decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=config, **inputs)
+    return _decided(drawdown)[0]
 
 
 def _bump_first_order(decision, factor: float):
@@ -32,7 +38,7 @@ def _bump_first_order(decision, factor: float):
 
 
 def test_checks_pass_on_a_decision() -> None:
-    results = run_checks(_decision())
+    results = run_checks(*_decided())
     assert all(r.passed for r in results.values()), results
     within = results["orders_within_limits"]
     assert 0 <= within.actual <= within.threshold == 1.0
@@ -45,11 +51,29 @@ def test_an_order_past_a_cap_fails_the_limits_check() -> None:
     assert not result.passed and result.actual > 1.0
 
 
+def test_the_check_cvar_by_hand() -> None:
+    # losses 1, 2, 3, 4 at alpha 0.5: the mean of the worst half, 3.5; at 0.75 the worst one, 4
+    pnl = -np.array([[1.0], [2.0], [3.0], [4.0]])
+    assert scenario_cvar(pnl, np.array([1.0]), 0.5) == pytest.approx(3.5)
+    assert scenario_cvar(pnl, np.array([1.0]), 0.75) == pytest.approx(4.0)
+    # alpha 0.6 of 4 scenarios: VaR is the 3rd loss (3), CVaR = 3 + (4 - 3) / (0.4 * 4) = 3.625
+    assert scenario_cvar(pnl, np.array([1.0]), 0.6) == pytest.approx(3.625)
+
+
+def test_the_check_recomputes_cvar_and_agrees_with_the_sizing_estimator() -> None:
+    decision, assessment = _decided()
+    result = check_cvar_within_budget(decision, assessment)
+    book = decision.targets["target_notional"].to_numpy()
+    expected = portfolio_cvar(assessment.scenarios.simple_returns, book, decision.limits.cvar_alpha)
+    assert result.passed and result.actual == pytest.approx(expected, rel=1e-9) and result.actual > 0
+
+
 def test_cvar_above_budget_fails() -> None:
-    decision = _decision()
-    report = {**decision.report, "portfolio_cvar": decision.limits.cvar_budget * 1.01}
-    result = check_cvar_within_budget(dataclasses.replace(decision, report=report))
-    assert not result.passed and result.threshold == decision.limits.cvar_budget
+    decision, assessment = _decided()
+    # every order forty times larger: the book's CVaR grows past the budget the sizing fitted it into
+    bumped = dataclasses.replace(decision, orders=decision.orders.with_columns(pl.col("quantity") * 40))
+    result = check_cvar_within_budget(bumped, assessment)
+    assert not result.passed and result.actual > result.threshold == decision.limits.cvar_budget
 
 
 def test_nan_and_off_lot_sizes_fail() -> None:

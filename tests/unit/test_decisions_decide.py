@@ -11,23 +11,30 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mem_pipeline.core.schemas import ORDER_SCHEMA
-from mem_pipeline.decisions import DecisionConfig, DecisionError, Order, decide, run_checks
+from mem_pipeline.core.orders import ORDER_SCHEMA, Order
+from mem_pipeline.decisions.checks import run_checks
+from mem_pipeline.decisions.config import DecisionConfig
+from mem_pipeline.decisions.sample_inputs import DECISION_DATE, decide_frames, make_inputs, sqrt_cost_model
+from mem_pipeline.decisions.types import DecisionError
 from mem_pipeline.risk import RiskConfig, RiskError, increases_risk
-from tests.decision_inputs import DECISION_DATE, make_inputs, sqrt_cost_model
 
 ROOMY = RiskConfig(max_symbol_exposure=3_000, max_gross_exposure=30_000, max_net_exposure=30_000, cvar_budget=0.5)
 
 
 def _decide(**overrides: object):
+    return _decided(**overrides)[0]
+
+
+def _decided(**overrides: object):
+    """``(decision, assessment)`` made like ``_decide``'s decision."""
     inputs = make_inputs(**{k: v for k, v in overrides.items() if k in ("n_symbols", "seed", "held_share", "drawdown")})
     inputs.update({k: v for k, v in overrides.items() if k not in ("n_symbols", "seed", "held_share", "drawdown")})
     inputs.setdefault("cost_model", sqrt_cost_model)
-    return decide(DECISION_DATE, **inputs)
+    return decide_frames(DECISION_DATE, **inputs)
 
 
 def test_orders_are_targets_minus_positions_with_costs_and_schedules() -> None:
-    decision = _decide(n_symbols=30, seed=3, risk_config=ROOMY)
+    decision, assessment = _decided(n_symbols=30, seed=3, risk_config=ROOMY)
     orders, targets = decision.orders, decision.targets
     assert dict(orders.schema) == ORDER_SCHEMA
     assert orders.height > 0 and (orders["decision_version"] == decision.version).all()
@@ -60,13 +67,13 @@ def test_orders_are_targets_minus_positions_with_costs_and_schedules() -> None:
         assert r["schedule"] == want
         assert r["n_slices"] == min(max(int(np.ceil(x / cfg.max_child_participation - 1e-12)), 1), cfg.max_slices)
     assert all(isinstance(o, Order) for o in decision.order_list())
-    assert all(check.passed for check in run_checks(decision).values())
+    assert all(check.passed for check in run_checks(decision, assessment).values())
 
 
 def test_lot_sizes_are_respected() -> None:
     inputs = make_inputs(n_symbols=12, seed=4, held_share=0.0)
     lots = {s: 7.0 for s in inputs["features"]["symbol"].to_list()}
-    decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, lot_sizes=lots, risk_config=ROOMY, **inputs)
+    decision = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, lot_sizes=lots, risk_config=ROOMY, **inputs)[0]
     q = decision.targets["target_position"].to_numpy()
     np.testing.assert_allclose(q / 7.0, np.round(q / 7.0), atol=1e-9)
     assert (decision.orders["lot_size"] == 7.0).all()
@@ -76,7 +83,7 @@ def test_a_position_off_its_lot_size_is_refused() -> None:
     inputs = make_inputs(n_symbols=5, seed=5)
     inputs["positions"] = pl.DataFrame({"symbol": ["S0001"], "quantity": [2.5]})
     with pytest.raises(DecisionError, match="not multiples of their lot size"):
-        decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+        decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)[0]
 
 
 @pytest.mark.parametrize("name", ["returns", "vol_forecasts", "features", "regime_probabilities", "equity_curve"])
@@ -85,22 +92,22 @@ def test_inputs_dated_after_the_decision_are_refused(name: str) -> None:
     later = make_inputs(n_symbols=5, seed=6, decision_date=DECISION_DATE + dt.timedelta(days=3))[name]
     inputs[name] = later
     with pytest.raises((RiskError, DecisionError), match="after the decision date"):
-        decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+        decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)[0]
 
 
 def test_signals_dated_after_the_decision_are_refused() -> None:
     inputs = make_inputs(n_symbols=5, seed=6)
     inputs["signals"] = inputs["signals"].with_columns(pl.lit(DECISION_DATE + dt.timedelta(days=1)).alias("trade_date"))
     with pytest.raises(RiskError, match="after the decision date"):
-        decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+        decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)[0]
 
 
 def test_no_signals_and_no_positions_give_an_empty_decision() -> None:
     inputs = make_inputs(n_symbols=5, seed=14)
     inputs["signals"], inputs["positions"] = inputs["signals"].head(0), inputs["positions"].head(0)
-    decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+    decision, assessment = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
     assert decision.orders.height == 0 and decision.targets.height == 0
-    assert all(check.passed for check in run_checks(decision).values())
+    assert all(check.passed for check in run_checks(decision, assessment).values())
 
 
 def test_symbols_without_enough_history_get_no_new_risk() -> None:
@@ -108,7 +115,7 @@ def test_symbols_without_enough_history_get_no_new_risk() -> None:
     inputs["returns"] = inputs["returns"].filter(
         (pl.col("symbol") != "S0001") | (pl.col("trade_date") > DECISION_DATE - dt.timedelta(days=30))
     )
-    decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=ROOMY, **inputs)
+    decision = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=ROOMY, **inputs)[0]
     row = decision.targets.filter(pl.col("symbol") == "S0001").row(0, named=True)
     assert (row["target_position"], row["binding_limit"]) == (0.0, "no_history")
     assert decision.targets.filter(pl.col("target_position") != 0).height > 0
@@ -129,7 +136,7 @@ def test_held_symbols_without_a_signal_are_closed() -> None:
     inputs = make_inputs(n_symbols=6, seed=8, held_share=0.0)
     inputs["positions"] = pl.DataFrame({"symbol": ["S0002"], "quantity": [3.0]})
     inputs["signals"] = inputs["signals"].filter(pl.col("symbol") != "S0002")
-    decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+    decision = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)[0]
     row = decision.orders.filter(pl.col("symbol") == "S0002").row(0, named=True)
     assert (row["side"], row["quantity"], row["target_position"], row["binding_limit"]) == (
         "sell",
@@ -180,8 +187,8 @@ def test_decisions_never_exceed_a_limit() -> None:
         inputs = make_inputs(n_symbols=n, seed=seed, drawdown=drawdown, held_share=0.0)
         held = make_inputs(n_symbols=n, seed=seed + 1)["positions"]
         inputs["positions"] = held.with_columns((pl.col("quantity") / lot).round() * lot)
-        decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=config, **inputs)
-        checks = run_checks(decision)
+        decision, assessment = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=config, **inputs)
+        checks = run_checks(decision, assessment)
         assert all(c.passed for c in checks.values()), checks
         notional = decision.targets["target_notional"].to_numpy()
         limits = decision.limits
@@ -219,13 +226,15 @@ def test_many_small_targets_no_longer_give_an_empty_book() -> None:
     inputs = _cheap_and_expensive()
     # Without the top-up: 300 x 0.25 x Kelly(0.53) x 10,000 = 45,000 long, cut to the 1,500 net cap, is 5.0
     # per symbol — below one share of every one of them, so rounding toward zero leaves nothing.
-    off = decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=RiskConfig(lot_top_up=False), **inputs)
+    off = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=RiskConfig(lot_top_up=False), **inputs)[
+        0
+    ]
     assert off.orders.height == 0 and off.report["gross_exposure"] == 0.0
     assert set(off.targets["binding_limit"]) == {"lot_size"}
     np.testing.assert_allclose(off.targets["raw_notional"], 150.0)
 
-    decision = decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
-    assert all(check.passed for check in run_checks(decision).values())
+    decision, assessment = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+    assert all(check.passed for check in run_checks(decision, assessment).values())
     orders, limits = decision.orders, decision.limits
     # Equal targets: the remainder of a symbol is 5 / price lots, so the cheapest stocks come first, one
     # share each, until the next share would cross the net cap (the CVaR, ~2% of the book, is far below
@@ -246,16 +255,18 @@ def test_many_small_targets_no_longer_give_an_empty_book() -> None:
 
 def test_the_top_up_is_deterministic() -> None:
     inputs = _cheap_and_expensive(n=120, seed=22)
-    a = decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
-    b = decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+    a = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)[0]
+    b = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)[0]
     assert a.report["lot_top_ups"] > 0
     assert a.version == b.version and a.orders.equals(b.orders) and a.targets.equals(b.targets)
     # Rows in another order are the same inputs: same version, same lots to the same symbols.
     shuffled = {**inputs, "signals": inputs["signals"].reverse(), "features": inputs["features"].reverse()}
-    c = decide(DECISION_DATE, cost_model=sqrt_cost_model, **shuffled)
+    c = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **shuffled)[0]
     assert c.version == a.version and c.orders.equals(a.orders)
     # Switching it off is a different parameter set, so a different version.
-    off = decide(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=RiskConfig(lot_top_up=False), **inputs)
+    off = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, risk_config=RiskConfig(lot_top_up=False), **inputs)[
+        0
+    ]
     assert off.version != a.version
 
 
@@ -268,7 +279,7 @@ def test_the_same_inputs_give_the_same_version_and_orders() -> None:
     # row order of an input is not content
     inputs = make_inputs(n_symbols=15, seed=10)
     inputs["returns"] = inputs["returns"].reverse()
-    assert decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs).version == a.version
+    assert decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)[0].version == a.version
 
 
 @pytest.mark.parametrize(
@@ -300,7 +311,7 @@ def test_any_change_of_input_changes_the_version(change: str) -> None:
         kwargs["lot_sizes"] = {"S0000": 1.0}  # same value as the default, but a different parameter set
     elif change == "date":
         date = DECISION_DATE + dt.timedelta(days=3)
-    assert decide(date, cost_model=sqrt_cost_model, **inputs, **kwargs).version != base.version
+    assert decide_frames(date, cost_model=sqrt_cost_model, **inputs, **kwargs)[0].version != base.version
 
 
 def test_missing_features_for_a_traded_symbol_are_refused() -> None:
@@ -309,7 +320,7 @@ def test_missing_features_for_a_traded_symbol_are_refused() -> None:
         pl.when(pl.col("symbol") == "S0003").then(None).otherwise(pl.col("close")).alias("close")
     )
     with pytest.raises(DecisionError, match="S0003"):
-        decide(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)
+        decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs)[0]
 
 
 def test_a_cost_model_that_returns_the_wrong_shape_is_refused() -> None:

@@ -10,12 +10,15 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from mem_pipeline.decisions import DecisionError, DecisionStore, code_version, decide, frame_digest, version_of
-from tests.decision_inputs import DECISION_DATE, make_inputs, sqrt_cost_model
+from mem_pipeline.decisions.sample_inputs import DECISION_DATE, decide_frames, make_inputs, sqrt_cost_model
+from mem_pipeline.decisions.store import DecisionStore
+from mem_pipeline.decisions.types import DecisionError
+from mem_pipeline.decisions.version import code_version, frame_digest, version_of
 
 
 def _decision(seed: int = 0, **kwargs: object):
-    return decide(DECISION_DATE, cost_model=sqrt_cost_model, **make_inputs(n_symbols=10, seed=seed), **kwargs)
+    inputs = make_inputs(n_symbols=10, seed=seed)
+    return decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **inputs, **kwargs)[0]
 
 
 def test_write_then_read_round_trips(tmp_path: Path) -> None:

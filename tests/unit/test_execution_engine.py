@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from execution_support import DECISION_DATE, bars, order_frame
 
+from mem_pipeline.core.orders import Side
 from mem_pipeline.core.params import section
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.execution.breaker import BreakerConfig, BreakerState, CircuitBreaker
@@ -24,7 +25,7 @@ from mem_pipeline.execution.ids import client_order_id
 from mem_pipeline.execution.ledger import Ledger, default_url
 from mem_pipeline.execution.orders import ChildOrder
 from mem_pipeline.execution.reconcile import reconcile
-from mem_pipeline.execution.states import OrderState, Side
+from mem_pipeline.execution.states import OrderState
 from mem_pipeline.models.slippage import DATE, FEATURES, TARGET, fit_square_root_law, order_features
 
 LOOSE = GateConfig(max_order_notional=1e9, max_position_notional=1e9, max_gross_exposure=1e12)
@@ -160,7 +161,7 @@ def test_unresolved_lookup_marks_the_order_submitted_and_the_next_start_resolves
 def test_gate_rejections_are_recorded_and_nothing_reaches_the_broker(tmp_path) -> None:
     ledger, paper = world(tmp_path)
     frame = order_frame("v1", ["A", "B"], quantity=[100, 10], price=10.0)
-    gate = PreTradeGate(GateConfig())  # 750 max order notional
+    gate = PreTradeGate(GateConfig(max_order_notional=750.0))  # an operator's ceiling
     result = run(frame, ledger, paper, gate=gate)
     (rejection,) = result.rejections
     assert (rejection.symbol, rejection.limit, rejection.amount, rejection.threshold) == (
@@ -267,7 +268,8 @@ def test_paper_fills_flow_into_ledger_positions_and_slippage_training_data(tmp_p
 def test_execution_config_reads_the_params_file_section() -> None:
     config = ExecutionConfig.from_params(section("execution"))
     assert config.engine.broker == "paper" and config.engine.ledger_url == ""
-    assert (config.gate.max_position_notional, config.gate.max_gross_exposure) == (750.0, 3000.0)
+    # no operator ceilings by default: the gate enforces each decision's own stored limits
+    assert (config.gate.max_position_notional, config.gate.max_gross_exposure) == (float("inf"), float("inf"))
     assert config.paper.participation_cap > 0 and config.breaker.failures >= 1
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from execution_support import order_frame
 
+from mem_pipeline.core.orders import orders_from_frame
 from mem_pipeline.execution.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from mem_pipeline.execution.errors import ExecutionError
 from mem_pipeline.execution.gate import (
@@ -16,14 +17,16 @@ from mem_pipeline.execution.gate import (
     GateRejected,
     KillSwitchEngaged,
     PreTradeGate,
+    Rejection,
 )
-from mem_pipeline.execution.orders import parents_from_frame
+from mem_pipeline.risk.config import RiskConfig
+from mem_pipeline.risk.limits import RiskLimits
 
 GATE = GateConfig(max_order_notional=750, price_band=0.05, max_position_notional=750, max_gross_exposure=3000)
 
 
 def parent(symbol: str = "AAA", quantity: float = 10, side: str = "buy", price: float = 10.0):
-    return parents_from_frame(order_frame("v1", [symbol], quantity=quantity, side=side, price=price))[0]
+    return orders_from_frame(order_frame("v1", [symbol], quantity=quantity, side=side, price=price))[0]
 
 
 def rejection(order, prices: dict, exposure: dict | None = None, config: GateConfig = GATE):
@@ -79,15 +82,40 @@ def test_kill_switch_stops_everything_and_is_visible() -> None:
     assert PreTradeGate(GateConfig(kill_switch=True)).kill_switch_engaged
 
 
-def test_reduce_only_lets_positions_shrink_but_not_grow_or_flip() -> None:
-    config = GateConfig(reduce_only=True)
-    PreTradeGate(config).check(parent(quantity=30, side="sell"), Exposure({"AAA": 50.0}, {"AAA": 10.0}))
-    r = rejection(parent(quantity=10), {"AAA": 10.0}, {"AAA": 50.0}, config).rejection
+def test_the_drawdown_kill_switch_makes_the_gate_reduce_only() -> None:
+    killed = RiskLimits.for_equity(RiskConfig(), 8_000.0, kill_switch=True)
+    gate = PreTradeGate(GateConfig(), killed)
+    assert gate.limits.reduce_only and not gate.kill_switch_engaged
+    gate.check(parent(quantity=30, side="sell"), Exposure({"AAA": 50.0}, {"AAA": 10.0}))
+
+    def refused(order, exposure: dict) -> Rejection:
+        with pytest.raises(GateRejected) as info:
+            PreTradeGate(GateConfig(), killed).check(order, Exposure(exposure, {"AAA": 10.0}))
+        return info.value.rejection
+
+    r = refused(parent(quantity=10), {"AAA": 50.0})
     assert (r.limit, r.amount, r.threshold) == ("reduce_only", 60.0, 50.0)
-    flip = rejection(parent(quantity=70, side="sell"), {"AAA": 10.0}, {"AAA": 50.0}, config).rejection
+    flip = refused(parent(quantity=70, side="sell"), {"AAA": 50.0})
     assert (flip.limit, flip.amount, flip.threshold) == ("reduce_only", -20.0, 0.0)
     assert "flip" in flip.message
-    assert rejection(parent(quantity=1), {"AAA": 10.0}, {}, config).rejection.limit == "reduce_only"
+    assert refused(parent(quantity=1), {}).limit == "reduce_only"
+
+
+def test_the_gate_enforces_the_days_limits_scaled_with_equity() -> None:
+    # At 20,000 equity the risk caps double (750 -> 1,500 a symbol, 3,000 -> 6,000 gross): the gate follows.
+    limits = RiskLimits.for_equity(RiskConfig(), 20_000.0)
+    gate = PreTradeGate(GateConfig(), limits)
+    assert (gate.limits.max_position_notional, gate.limits.max_gross_exposure) == (1_500.0, 6_000.0)
+    assert gate.limits.max_order_notional == 3_000.0  # a full short to a full long
+    gate.check(parent(quantity=140), Exposure({}, {"AAA": 10.0}))  # 1,400 a symbol: within 1,500
+    with pytest.raises(GateRejected) as info:
+        PreTradeGate(GateConfig(), limits).check(parent(quantity=160), Exposure({}, {"AAA": 10.0}))
+    assert (info.value.rejection.limit, info.value.rejection.threshold) == ("max_position_notional", 1_500.0)
+    # an operator's ceiling tightens a limit, never loosens it, and says so
+    capped = PreTradeGate(GateConfig(max_position_notional=1_000.0, max_gross_exposure=1e9), limits).limits
+    assert (capped.max_position_notional, capped.sources["max_position_notional"]) == (1_000.0, "operator")
+    assert (capped.max_gross_exposure, capped.sources["max_gross_exposure"]) == (6_000.0, "risk")
+    assert capped.to_dict()["kill_switch"] is False and capped.to_dict()["reduce_only"] is False
 
 
 def test_approved_orders_cannot_be_built_outside_the_gate() -> None:

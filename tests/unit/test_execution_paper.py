@@ -10,11 +10,12 @@ import polars as pl
 import pytest
 from execution_support import bars
 
+from mem_pipeline.core.orders import Side
 from mem_pipeline.execution.brokers.base import Broker
 from mem_pipeline.execution.brokers.paper import PaperBroker, PaperConfig
 from mem_pipeline.execution.errors import BrokerRejected, DuplicateClientOrderId
 from mem_pipeline.execution.orders import ChildOrder
-from mem_pipeline.execution.states import OrderState, Side
+from mem_pipeline.execution.states import OrderState
 
 D0 = dt.date(2024, 1, 2)
 

@@ -11,9 +11,9 @@ from execution_support import order_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mem_pipeline.core.orders import OrderError, orders_from_frame
 from mem_pipeline.execution.errors import ExecutionError
 from mem_pipeline.execution.ids import client_order_id
-from mem_pipeline.execution.orders import parents_from_frame
 from mem_pipeline.execution.schedules import (
     MarketStats,
     ScheduleConfig,
@@ -27,7 +27,7 @@ from mem_pipeline.models.slippage import FEATURES
 
 
 def parent(**kw: object):
-    return parents_from_frame(order_frame("v1", ["AAA"], **kw))[0]
+    return orders_from_frame(order_frame("v1", ["AAA"], **kw))[0]
 
 
 def test_twap_splits_evenly_and_gives_the_remainder_to_the_first_slices() -> None:
@@ -119,9 +119,9 @@ def test_config_from_params_and_bad_inputs() -> None:
     assert ScheduleConfig.from_params({"n_slices": 8, "risk_aversion": 0.5}).n_slices == 8
     with pytest.raises(ExecutionError, match="execution.schedule: unknown keys"):
         ScheduleConfig.from_params({"slices": 3})
-    with pytest.raises(ExecutionError, match="schedule must be one of"):
-        parents_from_frame(order_frame("v", ["A"], schedule="pov"))
-    with pytest.raises(ExecutionError, match="not a multiple of lot_size"):
-        parents_from_frame(order_frame("v", ["A"], quantity=2.5, lot_size=1.0))
-    with pytest.raises(ExecutionError, match="more than one order"):
-        parents_from_frame(order_frame("v", ["A", "A"]))
+    with pytest.raises(OrderError, match="schedule must be one of"):
+        orders_from_frame(order_frame("v", ["A"], schedule="pov"))
+    with pytest.raises(OrderError, match="not a multiple of lot_size"):
+        orders_from_frame(order_frame("v", ["A"], quantity=2.5, lot_size=1.0))
+    with pytest.raises(OrderError, match="more than one order"):
+        orders_from_frame(order_frame("v", ["A", "A"]))

@@ -14,13 +14,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
+from mem_pipeline.core.orders import Side, orders_from_frame, parent_order_id
 from mem_pipeline.core.schemas import POSITION_SCHEMA
 from mem_pipeline.execution.errors import IllegalTransition
-from mem_pipeline.execution.ids import client_order_id, is_mem_client_id, parent_order_id
+from mem_pipeline.execution.ids import client_order_id, is_mem_client_id
 from mem_pipeline.execution.ledger import Ledger
-from mem_pipeline.execution.orders import Fill, OrderReport, parents_from_frame
+from mem_pipeline.execution.orders import Fill, OrderReport
 from mem_pipeline.execution.schedules import plan_children
-from mem_pipeline.execution.states import OrderState, Side, path, transition
+from mem_pipeline.execution.states import OrderState, path, transition
 
 S = OrderState
 # The machine, written out pair by pair (independent of ALLOWED in the code).
@@ -84,7 +85,7 @@ def test_client_order_id_is_deterministic_short_and_distinct() -> None:
 
 
 def _planned(version: str, symbols: list[str], **kw: object) -> list:
-    parents = parents_from_frame(order_frame(version, symbols, **kw))
+    parents = orders_from_frame(order_frame(version, symbols, **kw))
     return [(p, plan_children(p)) for p in parents]
 
 

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from scipy import stats
 
+from mem_pipeline.decisions.sample_inputs import business_days
 from mem_pipeline.risk import RiskConfig, RiskError, RiskModel, build_scenarios
-from tests.decision_inputs import business_days
 
 DAY = dt.date(2024, 3, 28)
 

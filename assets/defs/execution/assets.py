@@ -15,17 +15,15 @@ import polars as pl
 from assets.defs.decisions.assets import trade_decisions
 from assets.metadata import check, markdown_table
 from assets.partitions import DAILY, window
+from assets.pools import LEDGER_POOL
 from assets.resources import LakeResource, MarketDataResource
-from mem_pipeline.core.paths import Paths
+from mem_pipeline.decisions.inputs import load_cost_model
 from mem_pipeline.decisions.store import DecisionStore
+from mem_pipeline.execution.market import market_snapshot
 from mem_pipeline.execution.reconcile import reconcile
 from mem_pipeline.execution.runtime import ExecutionRuntime
-from mem_pipeline.execution.schedules import MarketStats
-from mem_pipeline.features.warehouse import read_relation
 from mem_pipeline.ingest import lake as lake_io
-from mem_pipeline.models.slippage import FittedSlippage
 
-LEDGER_POOL = "execution_ledger"  # one executor at a time per ledger
 HISTORY_DAYS = 45  # calendar days of bars the paper broker sees for ADV and vol (20 trading days needed)
 
 
@@ -33,23 +31,6 @@ class ExecuteConfig(dg.Config):
     """``decision_version``: the version to execute (the sensor sets it); empty: the partition's latest."""
 
     decision_version: str = ""
-
-
-def _market(paths: Paths, day: dt.date, symbols: list[str]) -> tuple[dict[str, float], dict[str, MarketStats]]:
-    """Last closes (the gate's price band) and ADV / vol / spread per symbol (slice costs), from day's features."""
-    rows = read_relation(
-        paths, "fct_features_daily", ["symbol", "trade_date", "close", "dollar_volume_20d", "rv_20d", "spread_est"], day
-    ).filter(pl.col("symbol").is_in(symbols))
-    latest = rows.sort("trade_date").group_by("symbol").last()
-    prices = dict(zip(latest["symbol"], latest["close"], strict=True))
-    stats = {
-        r["symbol"]: MarketStats(
-            adv=r["dollar_volume_20d"] / r["close"], sigma=r["rv_20d"], spread_bps=r["spread_est"] * 1e4
-        )
-        for r in latest.drop_nulls().iter_rows(named=True)
-        if r["close"] > 0 and r["dollar_volume_20d"] > 0 and r["rv_20d"] > 0
-    }
-    return prices, stats
 
 
 @dg.asset(
@@ -75,28 +56,20 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
     orders = decision.orders
     if decision.decision_date != day:
         raise dg.Failure(f"decision {version} is for {decision.decision_date}, not partition {day}")
-    runtime = ExecutionRuntime.build(paths=paths)
+    runtime = ExecutionRuntime.build(paths=paths, limits=decision.limits)
     try:
-        parents = runtime.ledger.parents_frame()
-        if parents.height:
-            others = parents.filter((pl.col("decision_date") == day) & (pl.col("decision_version") != version))
-            if others.height:
-                raise dg.Failure(
-                    f"{day} was already executed under decision {others['decision_version'][0]}: a later version "
-                    f"of the same day ({version}) is not sent too; its orders would double the day's trades"
-                )
         held = list(runtime.ledger.exposure())  # positions and the rest of live orders: the gate values all
-        prices, stats = _market(paths, day, sorted(set(orders["symbol"].to_list()) | set(held)))
-        # the slippage model the decision was versioned with, not whichever is newest
-        slippage = FittedSlippage.load(paths.models / "slippage" / decision.manifest["model_hashes"]["slippage"])
+        prices, stats = market_snapshot(paths, day, sorted(set(orders["symbol"].to_list()) | set(held)))
         result = runtime.run(
             orders,
             last_prices=prices,
             market=stats,
-            cost_model=lambda frame: slippage.predict(frame)["expected_cost_bps"],
+            # the slippage model the decision was versioned with, not whichever is newest
+            cost_model=load_cost_model(paths, decision.manifest["model_hashes"]["slippage"]),
         )
         after = reconcile(runtime.ledger, runtime.broker)
         children = runtime.ledger.orders_frame()
+        gate_limits = runtime.gate.limits.to_dict()
         parents = runtime.ledger.parents_frame()  # after the run
     finally:
         runtime.close()
@@ -118,6 +91,7 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
             "parents": orders.height,
             "submitted": summary["submitted"],
             "gate_rejections": len(summary["gate_rejections"]),
+            "gate_limits": dg.MetadataValue.json(gate_limits),
             "latency_s": summary["latency_s"],
             "summary": dg.MetadataValue.json(summary),
             "child_orders": dg.MetadataValue.md(

@@ -9,6 +9,7 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from assets.partitions import DAILY, window
+from assets.pools import WAREHOUSE_POOL
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.core.paths import DBT_PROJECT_DIR, Paths
 
@@ -40,7 +41,6 @@ VIEWS = "config.materialized:view"
 INCREMENTAL = "config.materialized:incremental"
 TABLES = "config.materialized:table"
 # One writer at a time: every dbt invocation writes the DuckDB warehouse (see config/dagster.yaml).
-WAREHOUSE_POOL = "duckdb_warehouse"
 
 
 class DbtBuildConfig(dg.Config):

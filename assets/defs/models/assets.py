@@ -14,18 +14,17 @@ import numpy as np
 import polars as pl
 
 from assets.metadata import check, markdown_table, png_markdown
+from assets.pools import WAREHOUSE_POOL
 from assets.resources import LakeResource
+from mem_pipeline.core.files import atomic_write_parquet
 from mem_pipeline.core.params import section
 from mem_pipeline.execution.runtime import open_ledger
 from mem_pipeline.features.warehouse import read_relation
-from mem_pipeline.ingest.lake import atomic_write_parquet
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, cached_market, simulate_fills
 from mem_pipeline.models import artifacts
 from mem_pipeline.models.regime import RegimeConfig, fit_regime, plot_regimes
 from mem_pipeline.models.slippage import SlippageConfig, fit_slippage, plot_predicted_vs_realized
 from mem_pipeline.models.volatility import FittedVol, VolConfig, fit_vol, plot_vol_forecast, qlike, rolling_std_baseline
-
-MODEL_POOL = "duckdb_warehouse"  # models read the warehouse: never while dbt writes it
 
 
 class RefitConfig(dg.Config):
@@ -52,7 +51,7 @@ def publish(paths, name: str, save, info: dict) -> Path:
     group_name="models",
     kinds={"statsmodels"},
     deps=[dg.AssetKey("int_market__daily")],
-    pool=MODEL_POOL,
+    pool=WAREHOUSE_POOL,
     check_specs=[
         dg.AssetCheckSpec("converged", asset="regime_model", blocking=True),
         dg.AssetCheckSpec("finite_parameters", asset="regime_model", blocking=True),
@@ -93,7 +92,7 @@ def regime_model(context: dg.AssetExecutionContext, config: RefitConfig, lake: L
     group_name="models",
     kinds={"arch"},
     deps=[dg.AssetKey("int_bars__returns")],
-    pool=MODEL_POOL,
+    pool=WAREHOUSE_POOL,
     check_specs=[
         dg.AssetCheckSpec(
             "fitted_share",

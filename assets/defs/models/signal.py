@@ -15,8 +15,9 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from assets.defs.models.assets import MODEL_POOL, RefitConfig, model_params, publish
+from assets.defs.models.assets import RefitConfig, model_params, publish
 from assets.metadata import check, markdown_table, png_markdown
+from assets.pools import WAREHOUSE_POOL
 from assets.resources import LakeResource
 from mem_pipeline.core.params import section
 from mem_pipeline.core.paths import Paths
@@ -56,7 +57,7 @@ def _journal(paths: Paths) -> Path:
     group_name="models",
     kinds={"lightgbm", "scikit-learn"},
     deps=[dg.AssetKey("fct_features_daily"), dg.AssetKey("fct_labels_daily")],
-    pool=MODEL_POOL,
+    pool=WAREHOUSE_POOL,
     check_specs=[
         dg.AssetCheckSpec("probabilities_valid", asset="signal_model", blocking=True),
         dg.AssetCheckSpec("calibrated", asset="signal_model", blocking=True),

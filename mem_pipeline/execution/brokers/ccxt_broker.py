@@ -20,10 +20,11 @@ from typing import Any
 
 import ccxt
 
+from mem_pipeline.core.orders import Side
 from mem_pipeline.execution.errors import BrokerAmbiguous, BrokerRejected, DuplicateClientOrderId, ExecutionError
 from mem_pipeline.execution.ids import is_mem_client_id
 from mem_pipeline.execution.orders import ChildOrder, OrderReport
-from mem_pipeline.execution.states import OrderState, Side
+from mem_pipeline.execution.states import OrderState
 from mem_pipeline.ingest.sources.ccxt_source import _credentials, _redact
 
 log = logging.getLogger(__name__)

@@ -30,9 +30,10 @@ import numpy as np
 import polars as pl
 
 from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.orders import Side
 from mem_pipeline.execution.errors import BrokerRejected, DuplicateClientOrderId, ExecutionError
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport
-from mem_pipeline.execution.states import OrderState, Side
+from mem_pipeline.execution.states import OrderState
 
 STATE_FILE = "paper_broker.sqlite"
 _OPEN = (OrderState.ACKNOWLEDGED.value, OrderState.PARTIALLY_FILLED.value)

@@ -1,4 +1,5 @@
-"""Seeded inputs for ``decide`` (tests and bench): a one-factor market with time-varying vol."""
+"""Seeded inputs for ``decide`` (tests and benchmarks): a one-factor market with time-varying vol, and a
+one-call ``decide_frames`` over keyword frames."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ import numpy as np
 import polars as pl
 
 from mem_pipeline.core.schemas import POSITION_SCHEMA
+from mem_pipeline.decisions.config import DecisionConfig
+from mem_pipeline.decisions.decide import assess_day, decide
+from mem_pipeline.decisions.inputs import CostModel, DecisionInputs
+from mem_pipeline.decisions.types import TradeDecision
+from mem_pipeline.risk.assessment import RiskAssessment
+from mem_pipeline.risk.config import RiskConfig
 
 DECISION_DATE = dt.date(2024, 6, 28)
 
@@ -99,3 +106,26 @@ def make_inputs(
         "data_versions": {"fct_features_daily": "abc", "int_bars__returns": "def"},
         "model_hashes": {"signal": "s1", "volatility": "v1", "regime": "r1", "slippage": "c1"},
     }
+
+
+def sample_inputs(
+    decision_date: dt.date = DECISION_DATE, *, lot_sizes: dict[str, float] | None = None, **frames: Any
+) -> DecisionInputs:
+    """``DecisionInputs`` from the keyword frames of ``make_inputs`` (or any subset of ``DecisionInputs`` fields)."""
+    return DecisionInputs(decision_date=decision_date, lot_sizes=dict(lot_sizes or {}), **frames)
+
+
+def decide_frames(
+    decision_date: dt.date = DECISION_DATE,
+    *,
+    cost_model: CostModel,
+    risk_config: RiskConfig | None = None,
+    decision_config: DecisionConfig | None = None,
+    lot_sizes: dict[str, float] | None = None,
+    **frames: Any,
+) -> tuple[TradeDecision, RiskAssessment]:
+    """Assess and decide keyword frames in one call: ``(decision, the assessment it was sized against)``."""
+    risk_config = risk_config or RiskConfig()
+    inputs = sample_inputs(decision_date, lot_sizes=lot_sizes, **frames)
+    assessment = assess_day(inputs, risk_config)
+    return decide(inputs, assessment, cost_model, risk_config, decision_config), assessment
