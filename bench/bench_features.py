@@ -49,11 +49,11 @@ from bench.harness import Timing, report
 from bench.pandas_features import FEATURE_COLUMNS, compute_features
 from mem_pipeline.core.params import load_params
 from mem_pipeline.core.paths import Paths
+from mem_pipeline.features.dbt_cli import dbt
 from mem_pipeline.ingest import lake
 from mem_pipeline.ingest.quality.rules import QualityConfig
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, SyntheticSource, cached_market
 from mem_pipeline.ingest.window import ingest_window
-from tests.dbt.runner import dbt
 
 T = TypeVar("T")
 N_SYMBOLS, START, END = 800, dt.date(2005, 1, 1), dt.date(2018, 12, 31)

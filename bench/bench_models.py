@@ -24,10 +24,10 @@ from assets.resources import LakeResource
 from bench.harness import Timing, report
 from mem_pipeline.core.params import section
 from mem_pipeline.core.paths import Paths
+from mem_pipeline.features.dbt_cli import dbt
 from mem_pipeline.ingest.quality.rules import QualityConfig
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, SyntheticSource
 from mem_pipeline.ingest.window import ingest_window
-from tests.dbt.runner import dbt
 
 START, END = dt.date(2009, 1, 1), dt.date(2018, 12, 31)
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

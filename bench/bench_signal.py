@@ -25,6 +25,7 @@ import polars as pl
 from bench.harness import machine
 from mem_pipeline.core.params import section
 from mem_pipeline.core.paths import Paths
+from mem_pipeline.features.dbt_cli import dbt, read_table
 from mem_pipeline.ingest.lake import write_partitions
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
 from mem_pipeline.memory.decision_memory import DecisionMemory, MemoryConfig, direction_decisions, row_weights
@@ -38,7 +39,6 @@ from mem_pipeline.models.signal import (
     log_loss,
     training_frame,
 )
-from tests.dbt.runner import dbt, read_table
 
 EMBARGO = 5
 NOT_FEATURES = ("symbol", "trade_date", "close")

@@ -22,8 +22,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from tests.dbt.reference_features import FEATURE_COLUMNS as REFERENCE_COLUMNS
-from tests.dbt.reference_features import RANKED
+from mem_pipeline.features.columns import FEATURE_COLUMNS as REFERENCE_COLUMNS
+from mem_pipeline.features.columns import RANKED
 
 LN2 = math.log(2.0)
 # Column order of the mart, so frames compare column by column (names shared with the test reference).

@@ -47,3 +47,10 @@ def conform_bars(frame: pl.DataFrame) -> pl.DataFrame:
 
 #: Positions as the execution ledger reports them and the decisions read them: signed units per symbol.
 POSITION_SCHEMA: dict[str, pl.DataType] = {"symbol": pl.String(), "quantity": pl.Float64()}
+
+#: A fill as a row of the slippage model's training set: the market features known before the order
+#: (``size_over_adv``, spread in bps, daily vol, the child's participation, side as +1/-1 or "buy"/"sell"),
+#: the realized cost in bps (positive = worse than the reference price) and the fill's market date.
+SLIPPAGE_FEATURES: tuple[str, ...] = ("size_over_adv", "spread_bps", "sigma", "participation", "side")
+SLIPPAGE_TARGET = "realized_cost_bps"
+SLIPPAGE_DATE = "date"

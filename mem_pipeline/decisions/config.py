@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.decisions.types import DecisionError
 
 
 @dataclass(frozen=True)
-class DecisionConfig:
+class DecisionConfig(ParamsConfig):
     """Schedule rule thresholds, as order size over ADV (the participation if the order ran all day)."""
+
+    SECTION: ClassVar[str] = "decisions"
+    ERROR: ClassVar[type[Exception]] = DecisionError
 
     twap_max_participation: float = 0.01  # up to 1% of ADV: TWAP
     vwap_max_participation: float = 0.05  # up to 5%: VWAP; above: Almgren–Chriss
@@ -32,13 +34,6 @@ class DecisionConfig:
             _fail("max_slices", f"must be >= 1, got {self.max_slices}")
         if not (math.isfinite(self.min_sigma) and self.min_sigma > 0):
             _fail("min_sigma", f"must be a positive number, got {self.min_sigma}")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> DecisionConfig:
-        return config_from_params(cls, d, DecisionError, "decisions")
-
-    def to_params(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def _fail(key: str, detail: str) -> None:

@@ -7,7 +7,8 @@
 * ``model_hashes`` — the artifact hashes of the models used (signal, vol, regime, slippage: the cost
   model is a callable and cannot be hashed here, so its artifact hash must be among these);
 * ``params`` — the risk and decision configs and the lot sizes;
-* ``code_version`` — a hash of the source of ``mem_pipeline/risk`` and ``mem_pipeline/decisions``;
+* ``code_version`` — a hash of the source of every module the ``decisions`` package imports, transitively
+  (models, risk, features, execution's ledger, core);
 * ``risk_assessment`` — a digest of the stored limits, drawdown and regime the book was sized against;
 * ``inputs`` — a digest of the content of every frame ``decide`` was given. The caller's data versions
   name the upstream assets, but positions and the equity curve come from the ledger, and a caller
@@ -20,6 +21,7 @@ depend on row or column order (a DuckDB scan need not return rows in a fixed ord
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from collections.abc import Mapping
@@ -32,7 +34,6 @@ import polars as pl
 from numpy.typing import NDArray
 
 VERSION_LENGTH = 16
-CODE_PACKAGES = ("risk", "decisions")
 
 
 def canonical_json(payload: Any) -> str:
@@ -90,15 +91,45 @@ def frame_digest(frame: pl.DataFrame | None) -> str:
     return digest.hexdigest()[:VERSION_LENGTH]
 
 
+def decision_code_files(root: Path) -> list[Path]:
+    """Every module of the package under ``root`` that the ``decisions`` package imports, directly or not
+    (``mem_pipeline.*`` imports followed through the source, not at run time), sorted."""
+    package = root.name
+    found: set[Path] = set()
+    pending = sorted((root / "decisions").rglob("*.py"))
+    while pending:
+        path = pending.pop()
+        if path in found:
+            continue
+        found.add(path)
+        for node in ast.walk(ast.parse(path.read_bytes())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] != package:
+                    continue
+                for candidate in (
+                    root.joinpath(*parts[1:]).with_suffix(".py"),
+                    root.joinpath(*parts[1:], "__init__.py"),
+                ):
+                    if candidate.is_file() and candidate not in found:
+                        pending.append(candidate)
+    return sorted(found)
+
+
 @cache
 def code_version(root: Path | None = None) -> str:
-    """sha256 over the relative path and bytes of every ``.py`` file of the risk and decisions packages."""
+    """sha256 over the relative path and bytes of every module a decision depends on (``decision_code_files``):
+    prediction code in ``models`` changes the version as much as sizing code in ``risk`` does."""
     base = Path(root) if root is not None else Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for package in CODE_PACKAGES:
-        for path in sorted((base / package).rglob("*.py")):
-            digest.update(path.relative_to(base).as_posix().encode())
-            digest.update(b"\0")
-            digest.update(path.read_bytes())
-            digest.update(b"\0")
+    for path in decision_code_files(base):
+        digest.update(path.relative_to(base).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
     return digest.hexdigest()[:VERSION_LENGTH]

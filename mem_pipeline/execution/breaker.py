@@ -8,9 +8,9 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.execution.errors import ExecutionError
 
 
@@ -21,8 +21,11 @@ class BreakerState(StrEnum):
 
 
 @dataclass(frozen=True)
-class BreakerConfig:
+class BreakerConfig(ParamsConfig):
     """``execution.breaker`` in params.yaml."""
+
+    SECTION: ClassVar[str] = "execution.breaker"
+    ERROR: ClassVar[type[Exception]] = ExecutionError
 
     failures: int = 5
     cooldown_seconds: float = 30.0
@@ -30,10 +33,6 @@ class BreakerConfig:
     def __post_init__(self) -> None:
         if self.failures < 1 or self.cooldown_seconds < 0:
             raise ExecutionError("execution.breaker needs failures >= 1 and cooldown_seconds >= 0")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> BreakerConfig:
-        return config_from_params(cls, d, ExecutionError, "execution.breaker")
 
 
 def _utc_now() -> dt.datetime:

@@ -26,11 +26,11 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.orders import Order, orders_from_frame
 from mem_pipeline.execution.breaker import BreakerConfig, CircuitBreaker
 from mem_pipeline.execution.brokers.base import Broker
@@ -58,8 +58,11 @@ CrashHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class EngineConfig:
+class EngineConfig(ParamsConfig):
     """``execution`` top-level scalars in params.yaml."""
+
+    SECTION: ClassVar[str] = "execution"
+    ERROR: ClassVar[type[Exception]] = ExecutionError
 
     broker: str = "paper"
     ledger_url: str = ""  # empty: SQLite under data/ledger
@@ -73,10 +76,6 @@ class EngineConfig:
             raise ExecutionError(f"execution.broker must be one of {list(BROKERS)}, got {self.broker!r}")
         if self.flush_every < 1 or self.retries < 0 or self.retry_delay_seconds < 0:
             raise ExecutionError("execution needs flush_every >= 1, retries >= 0 and retry_delay_seconds >= 0")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> EngineConfig:
-        return config_from_params(cls, d, ExecutionError, "execution")
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.orders import Order
 from mem_pipeline.execution.errors import ExecutionError
 from mem_pipeline.risk.limits import RiskLimits
@@ -40,9 +40,12 @@ TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
-class GateConfig:
+class GateConfig(ParamsConfig):
     """``execution.gate`` in params.yaml: the operator's hard ceilings (quote currency; ``inf``: none beyond the
     day's limits), the price band and the operator's emergency stop."""
+
+    SECTION: ClassVar[str] = "execution.gate"
+    ERROR: ClassVar[type[Exception]] = ExecutionError
 
     max_order_notional: float = INF
     price_band: float = 0.05  # |reference / last - 1| allowed
@@ -57,10 +60,6 @@ class GateConfig:
                 raise ExecutionError(f"execution.gate.{name} must be a positive number, got {value!r}")
         if math.isinf(self.price_band):
             raise ExecutionError("execution.gate.price_band must be a positive number, got inf")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> GateConfig:
-        return config_from_params(cls, d, ExecutionError, "execution.gate")
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,13 @@ import sqlalchemy as sa
 from mem_pipeline.core.orders import Order, Side
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.core.schemas import POSITION_SCHEMA
+from mem_pipeline.core.schemas import SLIPPAGE_DATE as DATE
+from mem_pipeline.core.schemas import SLIPPAGE_FEATURES as FEATURES
+from mem_pipeline.core.schemas import SLIPPAGE_TARGET as TARGET
 from mem_pipeline.execution.errors import ExecutionError, IllegalTransition, LedgerBusy
 from mem_pipeline.execution.gate import Rejection
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport
 from mem_pipeline.execution.states import TERMINAL, OrderState, path, transition
-from mem_pipeline.models.slippage import DATE, FEATURES, TARGET
 
 log = logging.getLogger(__name__)
 

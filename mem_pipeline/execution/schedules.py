@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.orders import Order, Schedule
 from mem_pipeline.execution.errors import ExecutionError
 from mem_pipeline.execution.ids import client_order_id
@@ -41,8 +41,11 @@ CostModel = Callable[[pl.DataFrame], Any]
 
 
 @dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleConfig(ParamsConfig):
     """``execution.schedule`` in params.yaml."""
+
+    SECTION: ClassVar[str] = "execution.schedule"
+    ERROR: ClassVar[type[Exception]] = ExecutionError
 
     n_slices: int = 5  # used when an order row does not set n_slices
     risk_aversion: float = 1.0  # Almgren–Chriss lambda
@@ -54,10 +57,6 @@ class ScheduleConfig:
             raise ExecutionError(f"execution.schedule.n_slices must be >= 1, got {self.n_slices}")
         if self.risk_aversion < 0 or self.eta <= 0 or self.sigma < 0:
             raise ExecutionError("execution.schedule needs risk_aversion >= 0, eta > 0 and sigma >= 0")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> ScheduleConfig:
-        return config_from_params(cls, d, ExecutionError, "execution.schedule")
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,12 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.errors import MemError
 from mem_pipeline.core.files import atomic_write_parquet
 
@@ -66,8 +66,11 @@ class DecisionMemoryError(MemError, ValueError):
 
 
 @dataclass(frozen=True)
-class MemoryConfig:
+class MemoryConfig(ParamsConfig):
     """Replay and view settings (``memory`` in params shape)."""
+
+    SECTION: ClassVar[str] = "models.memory"
+    ERROR: ClassVar[type[Exception]] = DecisionMemoryError
 
     alpha: float = 0.6  # priority exponent: 0 = uniform replay, 1 = fully proportional to surprise
     beta: float = 0.4  # importance-sampling exponent: 0 = no correction, 1 = full correction
@@ -93,11 +96,6 @@ class MemoryConfig:
             )
         if self.outcome_horizon_days < 0:
             _fail("outcome_horizon_days", f"must be >= 0, got {self.outcome_horizon_days}")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> MemoryConfig:
-        """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
-        return config_from_params(cls, d, DecisionMemoryError, "memory")
 
     def to_params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -20,18 +20,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mem_pipeline.models.signal import (
-    DATE,
-    LABEL,
-    RETURN,
-    STRATEGIES,
-    SignalError,
-    ThompsonAllocator,
-    expected_calibration_error,
-    log_loss,
-    strategy_outcomes,
-    strategy_signals,
-)
+from mem_pipeline.models.scoring import expected_calibration_error, log_loss
+from mem_pipeline.models.signal_columns import DATE, LABEL, RETURN, SignalError
+from mem_pipeline.models.strategies import STRATEGIES, ThompsonAllocator, strategy_outcomes, strategy_signals
 
 N_DRAWS = 2000
 

@@ -36,13 +36,13 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike, NDArray
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.errors import MemError, format_rows
 from mem_pipeline.models.artifacts import check_header, read_json, save_png, write_json
 
@@ -73,8 +73,11 @@ class RegimeInputError(MemError, ValueError):
 
 
 @dataclass(frozen=True)
-class RegimeConfig:
+class RegimeConfig(ParamsConfig):
     """How to fit the regime model (``models.regime`` in params.yaml shape; see ``from_params``)."""
+
+    SECTION: ClassVar[str] = "models.regime"
+    ERROR: ClassVar[type[Exception]] = RegimeInputError
 
     k_regimes: int = 2  # 2 or 3
     switching_variance: bool = True
@@ -93,11 +96,6 @@ class RegimeConfig:
             raise RegimeInputError(f"needs max_iter >= 1 and em_iter >= 0, got {self.max_iter}, {self.em_iter}")
         if not (math.isfinite(self.scale) and self.scale > 0):
             raise RegimeInputError(f"scale must be a positive number, got {self.scale!r}")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> RegimeConfig:
-        """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
-        return config_from_params(cls, d, RegimeInputError, "regime config")
 
     def to_params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

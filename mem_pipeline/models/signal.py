@@ -1,5 +1,8 @@
-"""Direction signal: calibrated P(up tomorrow) from daily features, scored walk-forward, plus a
-Thompson-sampling allocator over simple strategies.
+"""Direction signal: calibrated P(up tomorrow) from daily features, scored walk-forward; the published
+probability is the best candidate or the Thompson-weighted strategy ensemble built on it (``ensemble``).
+
+Column names and ``SignalError`` are in ``signal_columns``, the scores in ``scoring``, the strategies and
+the Thompson allocator in ``strategies``; this module imports them, so they can still be imported from it.
 
 Input: one frame with ``symbol``, ``trade_date``, the feature columns and — for fitting and scoring
 only — the labels ``up_1d`` (0/1) and ``fwd_ret_1d``. Prediction needs only the feature columns.
@@ -27,7 +30,7 @@ clipped at the ends; Platt: ``a``, ``b`` in ``sigmoid(a * raw_score + b)``), so 
 the same probabilities as the in-memory one.
 
 Determinism: LightGBM with ``deterministic``, ``force_row_wise``, one thread and a fixed seed; the
-Thompson allocator draws from a generator seeded by ``(seed, number of updates)``.
+Thompson allocator draws from a generator seeded by ``(seed, number of updates)`` (see ``strategies``).
 """
 
 from __future__ import annotations
@@ -37,45 +40,53 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from mem_pipeline.core.config import config_from_params
-from mem_pipeline.core.errors import MemError
-from mem_pipeline.models.artifacts import check_header, read_json, save_artifact, write_json
+from mem_pipeline.core.config import ParamsConfig
+from mem_pipeline.models.artifacts import check_header, read_json, save_artifact, save_png, write_json
+from mem_pipeline.models.ensemble import Ensemble, fit_ensemble
 from mem_pipeline.models.gbm import NUM_THREADS, reproducible_params
+
+# The ``X as X`` imports are not used here: they keep ``from mem_pipeline.models.signal import X`` working.
+from mem_pipeline.models.scoring import EPS as EPS
+from mem_pipeline.models.scoring import N_BINS as N_BINS
+from mem_pipeline.models.scoring import brier, expected_calibration_error, log_loss, reliability_table
+from mem_pipeline.models.signal_columns import (
+    DATE,
+    KNOWN_DATE,
+    LABEL,
+    RETURN,
+    STRATEGY_FEATURES,
+    SYMBOL,
+    SignalError,
+    require_columns,
+)
+from mem_pipeline.models.strategies import STRATEGIES as STRATEGIES
+from mem_pipeline.models.strategies import ThompsonAllocator as ThompsonAllocator
+from mem_pipeline.models.strategies import ensemble_positions as ensemble_positions
+from mem_pipeline.models.strategies import strategy_outcomes as strategy_outcomes
+from mem_pipeline.models.strategies import strategy_signals as strategy_signals
 
 FloatArray = NDArray[np.float64]
 
-SYMBOL = "symbol"
-DATE = "trade_date"
-LABEL = "up_1d"
-RETURN = "fwd_ret_1d"
 CALIBRATIONS = ("isotonic", "platt")
 #: Published-probability candidates, simplest first (the tie-break order of ``select_candidate``).
 CANDIDATES = ("base_rate", "logistic", "calibrated")
-STRATEGY_FEATURES = ("momentum_60_5", "reversal_5d")
-KNOWN_DATE = "known_date"
 KIND = "signal"
 FORMAT_VERSION = 2
 MODEL_FILE = "lightgbm.txt"
 META_FILE = "signal.json"
 OOS_FILE = "oos.parquet"  # the walk-forward predictions behind the metrics (the decision memory reads them)
-EPS = 1e-6  # probabilities are clipped to [EPS, 1 - EPS] for log-loss
-N_BINS = 10
 #: Isotonic outputs are kept in [floor, 1 - floor]: an end plateau fitted on a few calibration rows
 #: would otherwise predict exactly 0 or 1, and one contrary outcome costs log(1/EPS) in log-loss.
 ISOTONIC_FLOOR = 1e-3
 Z_CLIP = 5.0  # the logistic baseline's winsorization of standardized features
 MIN_FIT_ROWS = 100  # rows a train window's LightGBM part needs at the least
-
-
-class SignalError(MemError, ValueError):
-    """Bad signal-model configuration or input (names the key or column and the rule broken)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,8 +95,11 @@ class SignalError(MemError, ValueError):
 
 
 @dataclass(frozen=True)
-class SignalConfig:
+class SignalConfig(ParamsConfig):
     """What determines a signal fit (``models.signal`` in params shape)."""
+
+    SECTION: ClassVar[str] = "models.signal"
+    ERROR: ClassVar[type[Exception]] = SignalError
 
     n_splits: int = 5
     embargo_days: int = 5
@@ -120,11 +134,6 @@ class SignalConfig:
             _fail("num_leaves", f"must be >= 2, got {self.num_leaves}")
         if self.min_child_samples < 1:
             _fail("min_child_samples", f"must be >= 1, got {self.min_child_samples}")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> SignalConfig:
-        """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
-        return config_from_params(cls, d, SignalError, "signal")
 
     def to_params(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -318,51 +327,9 @@ def fit_logistic(x: FloatArray, y: FloatArray, c: float, weight: FloatArray | No
     )
 
 
-def log_loss(p: FloatArray, y: FloatArray) -> float:
-    p = np.clip(p, EPS, 1 - EPS)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-
-
-def brier(p: FloatArray, y: FloatArray) -> float:
-    return float(np.mean((p - y) ** 2))
-
-
-def reliability_table(p: FloatArray, y: FloatArray, n_bins: int = N_BINS) -> list[dict[str, Any]]:
-    """Equal-width bins on [0, 1]: bin index, mean predicted, observed frequency, count (empty bins omitted)."""
-    which = np.clip((p * n_bins).astype(np.int64), 0, n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        mask = which == b
-        if mask.any():
-            rows.append(
-                {
-                    "bin": b,
-                    "lower": b / n_bins,
-                    "upper": (b + 1) / n_bins,
-                    "mean_predicted": float(p[mask].mean()),
-                    "observed_frequency": float(y[mask].mean()),
-                    "count": int(mask.sum()),
-                }
-            )
-    return rows
-
-
-def expected_calibration_error(p: FloatArray, y: FloatArray, n_bins: int = N_BINS) -> float:
-    """ECE: count-weighted mean |mean predicted - observed frequency| over equal-width bins."""
-    table = reliability_table(p, y, n_bins)
-    n = sum(r["count"] for r in table)
-    return float(sum(r["count"] * abs(r["mean_predicted"] - r["observed_frequency"]) for r in table) / n)
-
-
 # --------------------------------------------------------------------------------------------
 # Input
 # --------------------------------------------------------------------------------------------
-
-
-def _require(frame: pl.DataFrame, columns: Sequence[str], where: str) -> None:
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise SignalError(f"{where}: missing columns {missing} (has {frame.columns})")
 
 
 def _matrix(frame: pl.DataFrame, columns: Sequence[str], where: str) -> FloatArray:
@@ -371,7 +338,7 @@ def _matrix(frame: pl.DataFrame, columns: Sequence[str], where: str) -> FloatArr
     Values are rounded to float32 precision: DuckDB's parallel window sums can differ in the last bits of a
     float64 between two builds of the same rows (e.g. a lake truncated at ``t`` and a longer one), and a fit
     must not depend on that noise, or the same data would not give the same artifact hash."""
-    _require(frame, columns, where)
+    require_columns(frame, columns, where)
     try:
         x = frame.select([pl.col(c).cast(pl.Float32).cast(pl.Float64) for c in columns]).to_numpy()
     except Exception as exc:
@@ -380,7 +347,7 @@ def _matrix(frame: pl.DataFrame, columns: Sequence[str], where: str) -> FloatArr
 
 
 def _labels(frame: pl.DataFrame, where: str) -> FloatArray:
-    _require(frame, [LABEL], where)
+    require_columns(frame, [LABEL], where)
     series = frame[LABEL]
     if series.null_count():
         raise SignalError(f"{where}: column {LABEL!r} has {series.null_count()} nulls")
@@ -446,8 +413,6 @@ class FittedSignal:
         p = self.predict_selected(frame)
         if self.published != "ensemble":
             return p
-        from mem_pipeline.models.ensemble import Ensemble
-
         return pl.Series("p_up", Ensemble.from_json(self.ensemble or {}).probability(frame, p.to_numpy()))
 
     def metrics(self) -> dict[str, Any]:
@@ -594,7 +559,7 @@ def fit_signal(
     feature_columns = tuple(feature_columns)
     if not feature_columns:
         raise SignalError(f"{where}: needs at least one feature column")
-    _require(frame, [SYMBOL, DATE, LABEL, *feature_columns], where)
+    require_columns(frame, [SYMBOL, DATE, LABEL, *feature_columns], where)
     if frame[DATE].null_count():
         raise SignalError(f"{where}: column {DATE!r} has {frame[DATE].null_count()} nulls")
     x = _matrix(frame, feature_columns, where)
@@ -642,8 +607,6 @@ def fit_signal(
     metrics["selected"] = selected
     ensemble, published = None, selected
     if all(c in oos.columns for c in (RETURN, *STRATEGY_FEATURES)):
-        from mem_pipeline.models.ensemble import fit_ensemble
-
         oos = oos.sort(DATE, maintain_order=True)  # fit_ensemble's row order
         fitted_ensemble, scores, p_ensemble = fit_ensemble(oos, f"p_{selected}", seed=config.seed)
         oos = oos.with_columns(pl.Series("p_ensemble", p_ensemble))
@@ -704,113 +667,12 @@ def load_signal(directory: Path) -> FittedSignal:
     return FittedSignal.load(directory)
 
 
-# --------------------------------------------------------------------------------------------
-# Strategies and Thompson sampling
-# --------------------------------------------------------------------------------------------
-
-STRATEGIES: tuple[str, ...] = ("momentum", "mean_reversion", "ml")
-
-
-def strategy_signals(
-    frame: pl.DataFrame,
-    p_up: Sequence[float] | np.ndarray | pl.Series,
-    momentum_column: str = "momentum_60_5",
-    reversal_column: str = "reversal_5d",
-) -> pl.DataFrame:
-    """Per-row strategy positions: ``momentum`` = sign(momentum feature), ``mean_reversion`` = sign(reversal
-    feature) (the feature is taken as already pointing the reversal way), ``ml`` = calibrated p − 0.5."""
-    _require(frame, [momentum_column, reversal_column], "strategy_signals")
-    p = np.asarray(p_up, dtype=np.float64)
-    if p.shape != (frame.height,):
-        raise SignalError(f"strategy_signals: p_up needs {frame.height} values, got {p.shape}")
-    return pl.DataFrame(
-        {
-            "momentum": np.sign(np.nan_to_num(frame[momentum_column].cast(pl.Float64).to_numpy())),
-            "mean_reversion": np.sign(np.nan_to_num(frame[reversal_column].cast(pl.Float64).to_numpy())),
-            "ml": p - 0.5,
-        }
-    )
-
-
-def strategy_outcomes(
-    signals: Mapping[str, Any] | pl.DataFrame, realized: Sequence[float] | np.ndarray
-) -> dict[str, np.ndarray]:
-    """Win (True) / loss (False) per strategy and row: sign(position) × realized return > 0. Rows where
-    the position or the return is 0 or NaN are no trial and are left out."""
-    r = np.asarray(realized, dtype=np.float64)
-    names = signals.columns if isinstance(signals, pl.DataFrame) else list(signals)
-    out = {}
-    for name in names:
-        s = np.sign(np.asarray(signals[name], dtype=np.float64))
-        pnl = s * r
-        valid = np.isfinite(pnl) & (pnl != 0)
-        out[name] = pnl[valid] > 0
-    return out
-
-
-class ThompsonAllocator:
-    """Beta-Bernoulli posterior per strategy over wins; weights = share of posterior draws each strategy wins.
-
-    ``weights`` is a pure function of the state: its generator is seeded by ``(seed, n_updates)``.
-    """
-
-    def __init__(self, strategies: Sequence[str], seed: int = 0, prior_alpha: float = 1.0, prior_beta: float = 1.0):
-        if not strategies or len(set(strategies)) != len(strategies):
-            raise SignalError("ThompsonAllocator: needs distinct strategy names")
-        if prior_alpha <= 0 or prior_beta <= 0:
-            raise SignalError("ThompsonAllocator: prior_alpha and prior_beta must be > 0")
-        self.strategies = tuple(strategies)
-        self.seed = int(seed)
-        self.alpha = np.full(len(strategies), float(prior_alpha))
-        self.beta = np.full(len(strategies), float(prior_beta))
-        self.n_updates = 0
-
-    def update(self, outcomes: Mapping[str, bool | int | Sequence[bool] | np.ndarray]) -> None:
-        """Add wins to α and losses to β; ``outcomes`` maps a strategy to one outcome or many."""
-        unknown = set(outcomes) - set(self.strategies)
-        if unknown:
-            raise SignalError(f"ThompsonAllocator.update: unknown strategies {sorted(unknown)}")
-        for name, result in outcomes.items():
-            i = self.strategies.index(name)
-            wins = np.atleast_1d(np.asarray(result, dtype=bool))
-            self.alpha[i] += wins.sum()
-            self.beta[i] += (~wins).sum()
-        self.n_updates += 1
-
-    def weights(self, n_draws: int = 2000) -> dict[str, float]:
-        rng = np.random.default_rng([self.seed, self.n_updates])
-        draws = rng.beta(self.alpha, self.beta, size=(n_draws, len(self.strategies)))
-        counts = np.bincount(draws.argmax(axis=1), minlength=len(self.strategies))
-        return {name: float(c / n_draws) for name, c in zip(self.strategies, counts, strict=True)}
-
-    def posterior_mean(self) -> dict[str, float]:
-        return {n: float(a / (a + b)) for n, a, b in zip(self.strategies, self.alpha, self.beta, strict=True)}
-
-
-def ensemble_positions(signals: Mapping[str, Any] | pl.DataFrame, weights: Mapping[str, float]) -> np.ndarray:
-    """Σ_s weight_s × signal_s per row (strategies missing from ``weights`` get weight 0)."""
-    names = signals.columns if isinstance(signals, pl.DataFrame) else list(signals)
-    missing = set(weights) - set(names)
-    if missing:
-        raise SignalError(f"ensemble_positions: weights for unknown strategies {sorted(missing)}")
-    total = None
-    for name, wt in weights.items():
-        s = np.nan_to_num(np.asarray(signals[name], dtype=np.float64)) * float(wt)
-        total = s if total is None else total + s
-    if total is None:
-        n = signals.height if isinstance(signals, pl.DataFrame) else len(next(iter(signals.values()), []))
-        return np.zeros(n)
-    return total
-
-
 def plot_reliability(oos: pl.DataFrame, p_column: str, path: Path) -> Path:
     """Reliability diagram of ``p_column`` against ``up_1d`` (bin mean prediction vs observed rate)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from mem_pipeline.models.artifacts import save_png
 
     y = oos[LABEL].cast(pl.Float64).to_numpy()
     table = pl.DataFrame(reliability_table(oos[p_column].to_numpy(), y)).filter(pl.col("count") > 0)

@@ -43,24 +43,25 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.errors import MemError
+from mem_pipeline.core.schemas import SLIPPAGE_DATE, SLIPPAGE_FEATURES, SLIPPAGE_TARGET
 from mem_pipeline.models.artifacts import check_header, read_json, save_artifact, save_png, write_json
 from mem_pipeline.models.gbm import NUM_THREADS, reproducible_params
 
 FloatArray = NDArray[np.float64]
 
-FEATURES: tuple[str, ...] = ("size_over_adv", "spread_bps", "sigma", "participation", "side")
-TARGET = "realized_cost_bps"
+FEATURES = SLIPPAGE_FEATURES
+TARGET = SLIPPAGE_TARGET
 TRUE_COST = "true_cost_bps"  # known only for simulated fills (the synthetic market's oracle)
-DATE = "date"
+DATE = SLIPPAGE_DATE
 OBJECTIVES = ("l2", "l1")
 FORMAT_VERSION = 1
 KIND = "slippage"
@@ -80,12 +81,15 @@ class SlippageError(MemError, ValueError):
 
 
 @dataclass(frozen=True)
-class SlippageConfig:
+class SlippageConfig(ParamsConfig):
     """What determines a slippage fit (saved with every artifact; ``models.slippage`` in params shape).
 
     Defaults are small, strongly regularised trees (7 leaves, >= 200 fills a leaf): in vol units
     the impact is a smooth function of few inputs under heavy noise, and bigger trees chase the noise.
     """
+
+    SECTION: ClassVar[str] = "models.slippage"
+    ERROR: ClassVar[type[Exception]] = SlippageError
 
     n_estimators: int = 300
     learning_rate: float = 0.05
@@ -116,11 +120,6 @@ class SlippageConfig:
             _fail("quantiles", f"must be strictly increasing, got {list(self.quantiles)}")
         if not 0 < self.test_fraction < 1:
             _fail("test_fraction", f"must be in (0, 1), got {self.test_fraction}")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> SlippageConfig:
-        """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
-        return config_from_params(cls, d, SlippageError, "slippage")
 
     def to_params(self) -> dict[str, Any]:
         """The mapping ``from_params`` reads: ``SlippageConfig.from_params(c.to_params()) == c``."""

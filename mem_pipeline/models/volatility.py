@@ -31,7 +31,8 @@ Symbols without fitted parameters get no forecast rows; they are in ``failures``
 Warm start: ``fit_vol(..., previous=fit)`` starts each symbol's optimiser at that symbol's previous
 parameters (same model only). If arch rejects them (outside its data-dependent bounds) or the warm
 fit does not converge, the symbol is refitted from arch's default start; ``warm_started`` says which
-happened, ``iterations``/``func_evals`` record the optimiser's effort.
+happened, ``iterations``/``func_evals`` record the optimiser's effort. ``warm_start_fit`` picks the
+published fit a refit may start from: never one that saw data after the refit's ``as_of``.
 
 Parallelism: symbols are fitted in up to 2 worker processes when there are at least
 ``PARALLEL_MIN_SYMBOLS`` of them and a core is idle (see ``fit_vol``); results are identical
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import datetime as dt
 import math
 import multiprocessing
 import os
@@ -49,16 +51,23 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 from scipy.signal import lfilter
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.errors import MemError
-from mem_pipeline.models.artifacts import check_header, read_json, save_artifact, save_png, write_json
+from mem_pipeline.models.artifacts import (
+    check_header,
+    current_artifact,
+    read_json,
+    save_artifact,
+    save_png,
+    write_json,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -112,11 +121,14 @@ class VolError(MemError, ValueError):
 
 
 @dataclass(frozen=True)
-class VolConfig:
+class VolConfig(ParamsConfig):
     """What determines a volatility fit (saved with every artifact).
 
     ``refit_every`` is the caller's refit cadence in trading days; ``fit_vol`` itself ignores it.
     """
+
+    SECTION: ClassVar[str] = "models.volatility"
+    ERROR: ClassVar[type[Exception]] = VolError
 
     model: str = "garch"  # "garch" = GARCH(1,1); "gjr" = GJR-GARCH(1,1,1)
     dist: str = "t"  # Student-t innovations (the only distribution supported)
@@ -140,11 +152,6 @@ class VolConfig:
     def o(self) -> int:
         """arch's asymmetry order: 1 for GJR, 0 for GARCH."""
         return 1 if self.model == "gjr" else 0
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> VolConfig:
-        """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
-        return config_from_params(cls, d, VolError, "volatility")
 
     def to_params(self) -> dict[str, Any]:
         """The mapping ``from_params`` reads: ``VolConfig.from_params(c.to_params()) == c``."""
@@ -317,6 +324,20 @@ class FittedVol:
     def save_artifact(self, root: Path, name: str = "volatility") -> Path:
         """Publish as the content-addressed artifact ``root/name/<hash>`` and return its path."""
         return save_artifact(Path(root), name, self.save)
+
+
+def warm_start_fit(models: Path, config: VolConfig, as_of: dt.date, name: str = "volatility") -> FittedVol | None:
+    """The published fit a refit on data up to ``as_of`` may warm-start from (``fit_vol(previous=...)``).
+
+    That is the fit in force (``models/name/current.json``), and only if it saw no data after ``as_of``
+    (its ``as_of`` is ``<= as_of``): a start from a fit on later data would carry the future into this
+    one (through the optimizer's starting point). It must also have been fitted with ``config``.
+    None when there is no such fit (none published, a later one in force, or another config)."""
+    pointer = Path(models) / name / "current.json"
+    if not pointer.exists() or dt.date.fromisoformat(read_json(pointer)["as_of"]) > as_of:
+        return None
+    previous = FittedVol.load(current_artifact(Path(models), name))
+    return previous if previous.config == config else None
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.errors import MemError
 
 CVAR_METHODS = ("fhs", "historical")
@@ -18,13 +18,16 @@ class RiskError(MemError, ValueError):
 
 
 @dataclass(frozen=True)
-class RiskConfig:
+class RiskConfig(ParamsConfig):
     """What determines the risk limits and sizes of a decision (``risk`` in params shape).
 
     Exposures are in account currency for an account of ``reference_equity``; ``RiskLimits`` scales
     them by ``equity / reference_equity``, so a larger (or shrunken) account keeps the same proportions.
     ``account_equity`` is the equity used when no equity curve is given.
     """
+
+    SECTION: ClassVar[str] = "risk"
+    ERROR: ClassVar[type[Exception]] = RiskError
 
     kelly_fraction: float = 0.25
     reference_equity: float = 10_000.0
@@ -69,17 +72,6 @@ class RiskConfig:
             _fail("kill_drawdown", f"must be in (0, 1), got {self.kill_drawdown}")
         if not (math.isfinite(self.lot_size) and self.lot_size > 0):
             _fail("lot_size", f"must be a positive number, got {self.lot_size}")
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> RiskConfig:
-        """Build from a params.yaml-style mapping (missing keys: defaults; unknown keys: error)."""
-        return config_from_params(cls, d, RiskError, "risk")
-
-    def to_params(self) -> dict[str, Any]:
-        """The mapping ``from_params`` reads: ``RiskConfig.from_params(c.to_params()) == c``."""
-        params = dataclasses.asdict(self)
-        params["regime_multipliers"] = list(self.regime_multipliers)
-        return params
 
     def replace(self, **changes: Any) -> RiskConfig:
         return dataclasses.replace(self, **changes)

@@ -31,9 +31,9 @@ import pytest
 
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.core.schemas import BAR_SCHEMA, conform_bars
+from mem_pipeline.features.dbt_cli import dbt, read_table
 from mem_pipeline.ingest import lake
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, SyntheticSource
-from tests.dbt.runner import dbt, read_table
 
 KEY = ["symbol", "trade_date"]
 MARTS = ("fct_features_daily", "fct_labels_daily")
@@ -151,7 +151,7 @@ def copy_partitions(src: Path, dst: Path, source: str, keep: Callable[[dt.date],
 # --------------------------------------------------------------------------------------------
 
 
-def _shared_root(factory: pytest.TempPathFactory) -> Path:
+def shared_root(factory: pytest.TempPathFactory) -> Path:
     base = factory.getbasetemp()
     # Under xdist every worker has basetemp <run>/popen-gwN; <run> is common to the session's workers.
     root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "mem-dbt-builds"
@@ -160,7 +160,7 @@ def _shared_root(factory: pytest.TempPathFactory) -> Path:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -182,9 +182,9 @@ def shared_build(
 
     The built marts are exported to ``<data_dir>/export/<table>.parquet`` (read them with ``load``).
     """
-    data_dir = _shared_root(factory) / key
+    data_dir = shared_root(factory) / key
     done = data_dir / "export" / "DONE"
-    with _locked(data_dir.with_suffix(".lock")):
+    with locked(data_dir.with_suffix(".lock")):
         if not done.exists():
             shutil.rmtree(data_dir, ignore_errors=True)  # a half-built folder from a failed attempt
             data_dir.mkdir(parents=True)

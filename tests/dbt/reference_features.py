@@ -27,45 +27,9 @@ import polars as pl
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
-Array = NDArray[np.float64]
+from mem_pipeline.features.columns import FEATURE_COLUMNS, KEY, LABEL_COLUMNS, LABEL_HORIZONS, RANKED  # noqa: F401
 
-# Columns of fct_features_daily, in the mart's order.
-FEATURE_COLUMNS: tuple[str, ...] = (
-    "close",
-    "ret_1d",
-    "ret_5d",
-    "ret_20d",
-    "ret_60d",
-    "rv_5d",
-    "rv_20d",
-    "rv_60d",
-    "parkinson_20d",
-    "garman_klass_20d",
-    "momentum_60_5",
-    "reversal_5d",
-    "macd",
-    "price_z_20d",
-    "volume_z_20d",
-    "dollar_volume_20d",
-    "amihud_20d",
-    "quoted_spread_20d",
-    "cs_spread_20d",
-    "beta_60d",
-    "corr_60d",
-    "drawdown_60d",
-    "rsi_14",
-    "macd_signal_9",
-    "spread_est",
-    "rank_ret_20d",
-    "rank_rv_20d",
-    "rank_momentum_60_5",
-    "rank_amihud_20d",
-    "rank_volume_z_20d",
-)
-RANKED: tuple[str, ...] = ("ret_20d", "rv_20d", "momentum_60_5", "amihud_20d", "volume_z_20d")
-LABEL_COLUMNS: tuple[str, ...] = ("fwd_ret_1d", "fwd_ret_5d", "fwd_ret_20d", "up_1d", "up_5d", "up_20d")
-LABEL_HORIZONS: tuple[int, ...] = (1, 5, 20)
-KEY: tuple[str, str] = ("symbol", "trade_date")
+Array = NDArray[np.float64]
 
 LN2 = math.log(2.0)
 

@@ -33,6 +33,7 @@ import polars as pl
 import pytest
 
 from mem_pipeline.core.paths import DBT_PROJECT_DIR
+from mem_pipeline.features.dbt_cli import dbt
 from tests.dbt.harness import (
     FILES_DAYS,
     FILES_START,
@@ -46,7 +47,6 @@ from tests.dbt.harness import (
     write_lake,
 )
 from tests.dbt.reference_features import FEATURE_COLUMNS, KEY, RANKED, percent_rank
-from tests.dbt.runner import dbt
 
 SOURCE = "files"
 DAYS = business_days(FILES_START, FILES_DAYS)

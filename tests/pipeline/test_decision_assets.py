@@ -10,28 +10,19 @@ import polars as pl
 import pytest
 
 from assets.defs.decisions.assets import trade_decisions
-from assets.defs.ingest.assets import raw_bars
-from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
-from assets.defs.models.signal import signal_model
 from assets.defs.risk.assets import risk_limits
 from mem_pipeline.core.orders import ORDER_SCHEMA
 from mem_pipeline.decisions.store import DecisionStore
-from tests.pipeline.conftest import make_resources
-from tests.pipeline.helpers import assert_orders_unchanged, build_features, check_results, range_tags
+from tests.pipeline.conftest import BUNDLED_YEAR, copy_of, make_resources
+from tests.pipeline.helpers import assert_orders_unchanged, check_results
 
-START, DAY = dt.date(2009, 8, 21), dt.date(2010, 8, 20)
-MODELS = [regime_model, vol_forecasts, slippage_model, signal_model]
+START, DAY = BUNDLED_YEAR
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("decisions") / "data"
-    resources = make_resources(data_dir)
-    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(START, DAY)).success
-    build_features(resources, START, DAY)
-    config = {"ops": {a.op.name: {"config": {"as_of": DAY.isoformat()}} for a in MODELS if a is not slippage_model}}
-    assert dg.materialize(MODELS, resources=resources, run_config=config).success
-    return data_dir, resources
+def fitted(bundled_year, tmp_path_factory):
+    data_dir = copy_of(bundled_year, tmp_path_factory, "decisions")
+    return data_dir, make_resources(data_dir)
 
 
 def _decide(resources, day: dt.date = DAY) -> dg.ExecuteInProcessResult:

@@ -46,6 +46,91 @@ def test_partitions_are_trading_days_and_backfills_run_once() -> None:
     assert raw_bars.backfill_policy == dg.BackfillPolicy.single_run()
 
 
-def test_jobs() -> None:
-    assert defs.resolve_job_def("ingest") is not None
-    assert defs.resolve_job_def("features") is not None
+#: What each job materializes: the ingest → features → models → decisions → execution chain, one job per stage
+#: (risk limits run with the decision they size), plus the fills job that books the day's fills.
+JOBS = {
+    "ingest": {"raw_bars"},
+    "features": {"stg_market__bars"},
+    "features_daily": {"int_bars__returns", "int_market__daily", "fct_features_daily"},
+    "labels": {"fct_labels_daily"},
+    "models": {"regime_model", "vol_forecasts", "slippage_model", "signal_model", "decision_memory"},
+    "decisions": {"risk_limits", "trade_decisions"},
+    "execute_orders": {"executed_orders"},
+    "fills": {"order_fills"},
+}
+#: The daily unit of work: ingest, the incremental features, a decision and its execution are per day.
+DAILY_JOBS = {"ingest", "features_daily", "decisions", "execute_orders", "fills"}
+
+
+def test_jobs_select_their_stage_and_daily_jobs_are_partitioned() -> None:
+    names = {job.name for job in defs.jobs if not job.name.startswith("__")}
+    assert names == set(JOBS)
+    for name, expected in JOBS.items():
+        job = defs.resolve_job_def(name)
+        selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+        assert selected == expected, name
+        assert (job.partitions_def is not None) == (name in DAILY_JOBS), name
+
+
+def test_schedules_and_the_execution_sensor() -> None:
+    schedules = {s.name: s for s in defs.schedules}
+    assert set(schedules) == {"labels_schedule", "models_schedule"}
+    # labels are rebuilt before the models refit on them, both weekly
+    assert (schedules["labels_schedule"].cron_schedule, schedules["models_schedule"].cron_schedule) == (
+        "30 5 * * 6",
+        "0 6 * * 6",
+    )
+    [sensor] = defs.sensors
+    assert sensor.name == "new_decisions" and sensor.job_name == "execute_orders"
+
+
+#: The checks of every Python asset, by name: what must hold before anything downstream may run.
+CHECKS = {
+    "raw_bars": {
+        "monotone_time",
+        "no_future_dates",
+        "not_null",
+        "ohlc_consistent",
+        "plausible_returns",
+        "positive_prices",
+        "rejected_share_within_limit",
+        "schema_and_dtypes",
+        "spread_consistent",
+        "unique_symbol_date",
+        "volume_non_negative",
+    },
+    "regime_model": {"converged", "finite_parameters", "regimes_separated"},
+    "vol_forecasts": {"finite_positive_forecasts", "fitted_share"},
+    "slippage_model": {"beats_square_root_law", "mae_within_noise_floor", "p90_coverage"},
+    "signal_model": {"beats_base_rate", "calibrated", "probabilities_valid"},
+    "decision_memory": {"outcomes_after_decisions"},
+    "risk_limits": {"limits_finite_and_positive"},
+    "trade_decisions": {"cvar_within_budget", "finite_sizes", "no_new_risk_when_killed", "orders_within_limits"},
+    "executed_orders": {"every_order_accounted_for", "ledger_matches_broker"},
+    "order_fills": {"fills_booked_in_ledger"},
+}
+#: Checks that report without stopping the chain (a model that does not beat its baseline still publishes).
+WARNINGS = {
+    ("slippage_model", "beats_square_root_law"),
+    ("slippage_model", "p90_coverage"),
+    ("signal_model", "beats_base_rate"),
+}
+
+
+def test_every_python_asset_has_its_named_checks() -> None:
+    graph = defs.resolve_asset_graph()
+    found: dict[str, set[str]] = {}
+    for key in graph.asset_check_keys:
+        asset = key.asset_key.to_user_string()
+        if asset in CHECKS:
+            found.setdefault(asset, set()).add(key.name)
+    assert found == CHECKS
+    specs = {
+        (spec.asset_key.to_user_string(), spec.name): spec
+        for assets_def in defs.assets
+        if isinstance(assets_def, dg.AssetsDefinition)
+        for spec in assets_def.check_specs
+    }
+    for asset, names in CHECKS.items():
+        for name in names:
+            assert specs[(asset, name)].blocking == ((asset, name) not in WARNINGS), (asset, name)

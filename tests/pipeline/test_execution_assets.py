@@ -25,9 +25,9 @@ from assets.defs.risk.assets import risk_limits
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.execution.ledger import Ledger
+from mem_pipeline.features.dbt_cli import dbt
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
 from tests.dbt.harness import write_lake
-from tests.dbt.runner import dbt
 from tests.pipeline.helpers import assert_orders_unchanged
 
 DAY, NEXT = dt.date(2018, 12, 20), dt.date(2018, 12, 21)

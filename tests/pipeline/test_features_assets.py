@@ -16,7 +16,7 @@ import pytest
 from assets.defs.features.dbt import mem_dbt_daily, mem_dbt_views
 from assets.defs.ingest.assets import raw_bars
 from mem_pipeline.core.paths import Paths
-from tests.dbt.runner import read_table
+from mem_pipeline.features.dbt_cli import read_table
 from tests.pipeline.conftest import make_resources
 from tests.pipeline.helpers import assert_same_values, build_features, range_tags
 

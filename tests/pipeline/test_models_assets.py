@@ -11,10 +11,10 @@ import pytest
 
 from assets.defs.ingest.assets import raw_bars
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
-from tests.pipeline.conftest import make_resources
+from tests.pipeline.conftest import BUNDLED_YEAR, copy_of, make_resources
 from tests.pipeline.helpers import build_features, range_tags
 
-CROSS_SECTION = (dt.date(2009, 8, 21), dt.date(2010, 8, 20))  # the bundled 524-stock year
+CROSS_SECTION = BUNDLED_YEAR  # the bundled 524-stock year
 AS_OF = dt.date(2010, 6, 30)
 
 
@@ -27,8 +27,9 @@ def _lake(tmp_path_factory, end: dt.date):
 
 
 @pytest.fixture(scope="module")
-def full_lake(tmp_path_factory):
-    return _lake(tmp_path_factory, CROSS_SECTION[1])
+def full_lake(bundled_year, tmp_path_factory):
+    data_dir = copy_of(bundled_year, tmp_path_factory, "models")
+    return data_dir, make_resources(data_dir)
 
 
 def _fit(assets, resources, as_of: dt.date | None = None) -> dg.ExecuteInProcessResult:

@@ -16,10 +16,10 @@ import pytest
 
 from assets.defs.models.signal import decision_memory, signal_model
 from assets.resources import LakeResource
+from mem_pipeline.features.dbt_cli import dbt
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
 from mem_pipeline.memory.decision_memory import DecisionMemory
 from tests.dbt.harness import write_lake
-from tests.dbt.runner import dbt
 from tests.pipeline.helpers import check_results
 
 AS_OF = dt.date(2017, 6, 30)

@@ -89,14 +89,30 @@ def test_frame_digest_ignores_row_and_column_order_but_not_values_or_types() -> 
     assert frame_digest(f) != frame_digest(f.rename({"x": "y"}))
 
 
+def _package(root: Path) -> None:
+    """A package ``mem_pipeline`` whose decisions import a model module (directly) and a risk module (through it)."""
+    files = {
+        "decisions/decide.py": "from mem_pipeline.models import signal\n",
+        "models/signal.py": "from mem_pipeline.risk.kelly import f\n",
+        "risk/kelly.py": "def f(): return 1\n",
+        "ingest/lake.py": "X = 1\n",  # nothing of the decision imports it
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
 def test_code_version_depends_on_source_bytes_not_on_paths_or_times(tmp_path: Path) -> None:
-    for root in (tmp_path / "one", tmp_path / "two"):
-        for package in ("risk", "decisions"):
-            (root / package).mkdir(parents=True)
-            (root / package / "a.py").write_text(f"X = '{package}'\n")
-    os.utime(tmp_path / "two" / "risk" / "a.py", (0, 0))
-    one, two = code_version(tmp_path / "one"), code_version(tmp_path / "two")
-    assert one == two
-    (tmp_path / "two" / "risk" / "a.py").write_text("X = 'changed'\n")
-    assert code_version.__wrapped__(tmp_path / "two") != one
+    one, two = tmp_path / "a" / "mem_pipeline", tmp_path / "b" / "mem_pipeline"
+    _package(one)
+    _package(two)
+    os.utime(two / "risk" / "kelly.py", (0, 0))
+    assert code_version(one) == code_version(two)
+    (two / "ingest" / "lake.py").write_text("X = 2\n")  # not a dependency of the decision
+    assert code_version.__wrapped__(two) == code_version(one)
+    (two / "models" / "signal.py").write_text("from mem_pipeline.risk.kelly import f\nY = 2\n")
+    assert code_version.__wrapped__(two) != code_version(one)  # prediction code changes the version
+    (two / "models" / "signal.py").write_text((one / "models" / "signal.py").read_text())
+    (two / "risk" / "kelly.py").write_text("def f(): return 2\n")
+    assert code_version.__wrapped__(two) != code_version(one)  # a module reached through another one too
     assert len(code_version()) == 16

@@ -14,6 +14,7 @@ import ccxt
 import pytest
 from execution_support import order_frame
 
+from mem_pipeline.core.credentials import API_KEY_ENV, SECRET_ENV
 from mem_pipeline.core.orders import Side
 from mem_pipeline.execution.breaker import BreakerConfig, CircuitBreaker
 from mem_pipeline.execution.brokers.base import Broker
@@ -27,7 +28,6 @@ from mem_pipeline.execution.ledger import Ledger
 from mem_pipeline.execution.orders import ChildOrder
 from mem_pipeline.execution.reconcile import reconcile
 from mem_pipeline.execution.states import OrderState
-from mem_pipeline.ingest.sources.ccxt_source import API_KEY_ENV, SECRET_ENV
 
 BTC = "BTC/USDT"
 FAKE_KEY = "fake-api-key-Zx81QvR4"

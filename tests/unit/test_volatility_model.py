@@ -13,6 +13,7 @@ from arch import arch_model
 from arch.univariate import GARCH, ConstantMean, StudentsT
 
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
+from mem_pipeline.models import artifacts
 from mem_pipeline.models.volatility import (
     FittedVol,
     VolConfig,
@@ -22,6 +23,7 @@ from mem_pipeline.models.volatility import (
     plot_vol_forecast,
     qlike,
     rolling_std_baseline,
+    warm_start_fit,
 )
 
 # Truth of the simulated series, in arch's percent scale: mu, omega, alpha, beta, nu.
@@ -239,6 +241,28 @@ def test_warm_start_uses_previous_fit(sim: pl.DataFrame, sim_fit: FittedVol) -> 
     # a previous fit of another model is not used
     other = fit_vol(sim.head(2000), VolConfig(model="gjr"), previous=sim_fit, workers=1)
     assert not other.params["warm_started"][0]
+
+
+def test_warm_start_fit_never_sees_data_after_the_refit(tmp_path, sim_fit: FittedVol) -> None:  # noqa: ANN001
+    """Only the published fit in force may warm-start a refit, only if its as_of is <= the refit's, and only
+    with the same config: a start from a fit on later data would carry the future into the refit."""
+
+    def publish(fit: FittedVol, as_of: str) -> None:
+        artifacts.set_current(tmp_path, "volatility", fit.save_artifact(tmp_path), {"as_of": as_of})
+
+    config = sim_fit.config
+    assert warm_start_fit(tmp_path, config, dt.date(2030, 1, 1)) is None  # nothing published yet
+    publish(sim_fit, "2020-06-30")
+    assert warm_start_fit(tmp_path, config, dt.date(2020, 6, 29)) is None  # the fit saw a later day
+    for as_of in (dt.date(2020, 6, 30), dt.date(2020, 7, 1)):
+        previous = warm_start_fit(tmp_path, config, as_of)
+        assert previous is not None and previous.config == config and previous.params.equals(sim_fit.params)
+    assert warm_start_fit(tmp_path, VolConfig(model="gjr"), dt.date(2020, 7, 1)) is None  # another config
+    # The fit in force decides, not the history: an older publication is not fallen back on.
+    older = FittedVol(sim_fit.params.head(0), sim_fit.failures, config)
+    publish(older, "2020-01-31")
+    publish(sim_fit, "2020-06-30")
+    assert warm_start_fit(tmp_path, config, dt.date(2020, 3, 31)) is None
 
 
 def test_parallel_fit_equals_sequential() -> None:

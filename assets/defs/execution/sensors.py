@@ -18,9 +18,7 @@ from assets.partitions import DAILY
 from assets.resources import LakeResource
 from mem_pipeline.decisions.store import INDEX
 
-execute_orders_job = dg.define_asset_job(
-    "execute_orders", selection=dg.AssetSelection.assets(executed_orders), partitions_def=DAILY
-)
+execute_orders_job = dg.define_asset_job("execute_orders", selection=dg.AssetSelection.assets(executed_orders))
 
 
 def _read_index(lake: LakeResource) -> list[dict]:

@@ -24,7 +24,14 @@ from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, cached_market
 from mem_pipeline.models import artifacts
 from mem_pipeline.models.regime import RegimeConfig, fit_regime, plot_regimes
 from mem_pipeline.models.slippage import SlippageConfig, fit_slippage, plot_predicted_vs_realized
-from mem_pipeline.models.volatility import FittedVol, VolConfig, fit_vol, plot_vol_forecast, qlike, rolling_std_baseline
+from mem_pipeline.models.volatility import (
+    VolConfig,
+    fit_vol,
+    plot_vol_forecast,
+    qlike,
+    rolling_std_baseline,
+    warm_start_fit,
+)
 
 
 class RefitConfig(dg.Config):
@@ -110,7 +117,7 @@ def vol_forecasts(context: dg.AssetExecutionContext, config: RefitConfig, lake: 
     returns = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "ret_1d"], config.date())
     vol_config = VolConfig.from_params(settings)
     as_of = returns["trade_date"].max()
-    fitted = fit_vol(returns, vol_config, previous=_previous_vol(paths, vol_config, as_of))
+    fitted = fit_vol(returns, vol_config, previous=warm_start_fit(paths.models, vol_config, as_of))
     artifact = publish(paths, "volatility", fitted.save, {"as_of": str(returns["trade_date"].max())})
     forecast = fitted.forecast(returns)
     atomic_write_parquet(forecast, paths.forecasts / "vol_forecasts.parquet")
@@ -146,16 +153,6 @@ def vol_forecasts(context: dg.AssetExecutionContext, config: RefitConfig, lake: 
             "plot": _vol_plot(forecast, returns),
         },
     )
-
-
-def _previous_vol(paths, config: VolConfig, as_of: dt.date):
-    """The fit in force, for a warm start, only if it saw no data after ``as_of``: a start from a fit on
-    later data would carry the future into this one (through the optimizer's starting point)."""
-    pointer = paths.models / "volatility" / "current.json"
-    if not pointer.exists() or dt.date.fromisoformat(artifacts.read_json(pointer)["as_of"]) > as_of:
-        return None
-    previous = FittedVol.load(artifacts.current_artifact(paths.models, "volatility"))
-    return previous if previous.config == config else None
 
 
 def _qlike_table(returns: pl.DataFrame, forecast: pl.DataFrame) -> dict[str, float]:

@@ -7,7 +7,7 @@ the open and closed orders filtered by ``clientOrderId``. Absence is only claime
 answered and no order carries the id.
 
 Credentials come only from ``MEM_CCXT_API_KEY`` / ``MEM_CCXT_SECRET`` (the helpers of
-``mem_pipeline.ingest.sources.ccxt_source``); every error message is masked before it is raised or logged, and
+``mem_pipeline.core.credentials``); every error message is masked before it is raised or logged, and
 the config holds no secret (it is safe in run config and metadata).
 """
 
@@ -16,16 +16,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import ccxt
 
+from mem_pipeline.core.config import ParamsConfig
+from mem_pipeline.core.credentials import exchange_credentials, redact
 from mem_pipeline.core.orders import Side
 from mem_pipeline.execution.errors import BrokerAmbiguous, BrokerRejected, DuplicateClientOrderId, ExecutionError
 from mem_pipeline.execution.ids import is_mem_client_id
 from mem_pipeline.execution.orders import ChildOrder, OrderReport
 from mem_pipeline.execution.states import OrderState
-from mem_pipeline.ingest.sources.ccxt_source import _credentials, _redact
 
 log = logging.getLogger(__name__)
 
@@ -44,38 +45,27 @@ _DEFINITE = (
 
 
 @dataclass(frozen=True)
-class CcxtBrokerConfig:
+class CcxtBrokerConfig(ParamsConfig):
     """``execution.ccxt`` in params.yaml. Holds no secrets."""
+
+    SECTION: ClassVar[str] = "execution.ccxt"
+    ERROR: ClassVar[type[Exception]] = ExecutionError
 
     exchange: str = "binance"
     sandbox: bool = True
     symbols: tuple[str, ...] = ()  # markets listed in reconciliation (adoption); the ledger's are always looked up
-
-    @classmethod
-    def from_params(cls, d: Mapping[str, Any] | None) -> CcxtBrokerConfig:
-        d = dict(d or {})
-        unknown = sorted(set(d) - {"exchange", "sandbox", "symbols"})
-        if unknown:
-            raise ExecutionError(f"execution.ccxt: unknown keys {unknown}")
-        symbols = d.get("symbols") or ()
-        if isinstance(symbols, str):
-            raise ExecutionError(f"execution.ccxt.symbols must be a list, got {symbols!r}")
-        sandbox = d.get("sandbox", True)
-        if not isinstance(sandbox, bool):
-            raise ExecutionError(f"execution.ccxt.sandbox must be true or false, got {sandbox!r}")
-        return cls(exchange=str(d.get("exchange") or "binance"), sandbox=sandbox, symbols=tuple(symbols))
 
 
 def build_trading_exchange(config: CcxtBrokerConfig) -> Any:
     """The ccxt exchange (no network call), credentials from the environment, sandbox when configured."""
     if config.exchange not in ccxt.exchanges:
         raise ExecutionError(f"ccxt has no exchange {config.exchange!r} (execution.ccxt.exchange)")
-    exchange = getattr(ccxt, config.exchange)({"enableRateLimit": True, **_credentials()})
+    exchange = getattr(ccxt, config.exchange)({"enableRateLimit": True, **exchange_credentials()})
     if config.sandbox:
         try:
             exchange.set_sandbox_mode(True)
         except ccxt.BaseError as exc:
-            raise ExecutionError(f"ccxt exchange {config.exchange!r} has no sandbox: {_redact(str(exc))}") from exc
+            raise ExecutionError(f"ccxt exchange {config.exchange!r} has no sandbox: {redact(str(exc))}") from exc
     return exchange
 
 
@@ -165,7 +155,7 @@ class CcxtBroker:
         return rows
 
     def _message(self, what: str, exc: Exception) -> str:
-        return f"ccxt {self.config.exchange}: {what} failed ({type(exc).__name__}: {_redact(str(exc))})"
+        return f"ccxt {self.config.exchange}: {what} failed ({type(exc).__name__}: {redact(str(exc))})"
 
     def _report(self, raw: Mapping[str, Any], client_id: str, order: ChildOrder | None = None) -> OrderReport:
         amount = float(raw.get("amount") or (order.quantity if order else 0.0))

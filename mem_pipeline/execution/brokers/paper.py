@@ -24,12 +24,12 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
 
-from mem_pipeline.core.config import config_from_params
+from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.orders import Side
 from mem_pipeline.execution.errors import BrokerRejected, DuplicateClientOrderId, ExecutionError
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport
@@ -40,8 +40,11 @@ _OPEN = (OrderState.ACKNOWLEDGED.value, OrderState.PARTIALLY_FILLED.value)
 
 
 @dataclass(frozen=True)
-class PaperConfig:
+class PaperConfig(ParamsConfig):
     """``execution.paper`` in params.yaml (impact defaults = the synthetic market's)."""
+
+    SECTION: ClassVar[str] = "execution.paper"
+    ERROR: ClassVar[type[Exception]] = ExecutionError
 
     participation_cap: float = 0.1
     eta: float = 0.5
@@ -60,10 +63,6 @@ class PaperConfig:
             raise ExecutionError(
                 "execution.paper needs eta >= 0, delta > 0, noise_scale >= 0, adv_window >= 2, max_bars >= 1"
             )
-
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> PaperConfig:
-        return config_from_params(cls, d, ExecutionError, "execution.paper")
 
 
 _SCHEMA = """

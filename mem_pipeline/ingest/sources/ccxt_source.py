@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 import ccxt
 import polars as pl
 
+from mem_pipeline.core.credentials import API_KEY_ENV, SECRET_ENV, exchange_credentials, redact
 from mem_pipeline.core.errors import SchemaError, SourceError
 from mem_pipeline.core.schemas import BAR_SCHEMA, conform_bars, empty_bars
 
@@ -31,8 +31,6 @@ __all__ = ["API_KEY_ENV", "SECRET_ENV", "TIMEFRAME", "CcxtConfig", "CcxtSource",
 
 log = logging.getLogger(__name__)
 
-API_KEY_ENV = "MEM_CCXT_API_KEY"
-SECRET_ENV = "MEM_CCXT_SECRET"
 TIMEFRAME = "1d"
 DAY_MS = 86_400_000
 _EPOCH = dt.date(1970, 1, 1)
@@ -99,31 +97,18 @@ class CcxtConfig:
         )
 
 
-def _credentials() -> dict[str, str]:
-    """The API key and secret from the environment, only those that are set."""
-    found = {"apiKey": os.environ.get(API_KEY_ENV), "secret": os.environ.get(SECRET_ENV)}
-    return {key: value for key, value in found.items() if value}
-
-
-def _redact(text: str) -> str:
-    """``text`` with any credential value from the environment masked (exchange errors may echo them)."""
-    for value in _credentials().values():
-        text = text.replace(value, "***")
-    return text
-
-
 def build_exchange(config: CcxtConfig) -> Any:
     """Construct the configured ccxt exchange (no network call): rate limiting on, credentials from
     the environment when set, sandbox mode when configured, and ``fetchOHLCV`` support checked."""
     if config.exchange not in ccxt.exchanges:
         raise SourceError(f"ccxt has no exchange {config.exchange!r} (sources.ccxt.exchange)")
-    options: dict[str, Any] = {"enableRateLimit": True, **_credentials()}
+    options: dict[str, Any] = {"enableRateLimit": True, **exchange_credentials()}
     exchange = getattr(ccxt, config.exchange)(options)
     if config.sandbox:
         try:
             exchange.set_sandbox_mode(True)
         except ccxt.BaseError as exc:
-            raise SourceError(f"ccxt exchange {config.exchange!r} has no sandbox: {_redact(str(exc))}") from exc
+            raise SourceError(f"ccxt exchange {config.exchange!r} has no sandbox: {redact(str(exc))}") from exc
     if not exchange.has.get("fetchOHLCV"):
         raise SourceError(f"ccxt exchange {config.exchange!r} does not provide OHLCV candles (fetchOHLCV)")
     return exchange
@@ -249,7 +234,7 @@ class CcxtSource:
                 if attempt == self.config.max_retries:
                     raise SourceError(
                         f"{subject}: {what} still failed after {attempt + 1} attempts "
-                        f"({type(exc).__name__}: {_redact(str(exc))})"
+                        f"({type(exc).__name__}: {redact(str(exc))})"
                     ) from exc
                 log.warning(
                     "%s: %s failed (%s), retry %d of %d",
@@ -263,10 +248,10 @@ class CcxtSource:
             except ccxt.BadSymbol as exc:
                 raise SourceError(
                     f"{subject}: the exchange does not know this symbol while {what} "
-                    f"(check sources.ccxt.symbols; {_redact(str(exc))})"
+                    f"(check sources.ccxt.symbols; {redact(str(exc))})"
                 ) from exc
             except ccxt.BaseError as exc:
-                raise SourceError(f"{subject}: {what} failed ({type(exc).__name__}: {_redact(str(exc))})") from exc
+                raise SourceError(f"{subject}: {what} failed ({type(exc).__name__}: {redact(str(exc))})") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- per symbol -----------------------------------------------------------------------------

@@ -40,15 +40,14 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from mem_pipeline.core.config import ParamsConfig, to_plain
 from mem_pipeline.core.errors import SourceError
-from mem_pipeline.core.params import section
-from mem_pipeline.core.paths import PARAMS_FILE
 from mem_pipeline.core.schemas import conform_bars
 
 FloatArray = NDArray[np.float64]
@@ -255,8 +254,11 @@ class AlphaParams:
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(ParamsConfig):
     """Everything that determines a synthetic market (hashable: it keys the in-process cache)."""
+
+    SECTION: ClassVar[str] = _KEY
+    ERROR: ClassVar[type[Exception]] = SourceError
 
     seed: int = 7
     n_symbols: int = 50
@@ -285,19 +287,6 @@ class SyntheticConfig:
         if not np.is_busday(np.arange(self.start, self.end + dt.timedelta(days=1), dtype="datetime64[D]")).any():
             _fail("start", f"no business day between {self.start} and {self.end}")
 
-    @classmethod
-    def from_params(cls, d: dict[str, Any] | None) -> SyntheticConfig:
-        """Build from the ``sources.synthetic`` mapping of params.yaml (missing keys: defaults)."""
-        return _from_mapping(cls, d or {}, "")
-
-    @classmethod
-    def from_params_file(cls, path: Path = PARAMS_FILE) -> SyntheticConfig:
-        return cls.from_params(section("sources", path).get("synthetic"))
-
-    def to_params(self) -> dict[str, Any]:
-        """The params.yaml-shaped mapping: ``from_params(c.to_params()) == c``."""
-        return _to_plain(self)
-
     def digest(self) -> str:
         """Short content hash of the config, for provenance URIs."""
         text = json.dumps(self.to_params(), sort_keys=True)
@@ -305,59 +294,6 @@ class SyntheticConfig:
 
     def replace(self, **changes: Any) -> SyntheticConfig:
         return dataclasses.replace(self, **changes)
-
-
-_T = TypeVar("_T")
-
-
-def _from_mapping(cls: type[_T], data: dict[str, Any], prefix: str) -> _T:
-    if not isinstance(data, dict):
-        _fail(prefix.rstrip(".") or "(root)", f"must be a mapping, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        _fail(prefix.rstrip(".") or "(root)", f"unknown keys {unknown}")
-    template = cls()
-    kwargs = {
-        name: _coerce(value, getattr(template, name), f"{prefix}{name}")
-        for name, value in data.items()
-        if value is not None
-    }
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, default: Any, key: str) -> Any:
-    """Cast a YAML/JSON value to the type of the field's default (lists become tuples)."""
-    try:
-        if dataclasses.is_dataclass(default):
-            return _from_mapping(type(default), value, f"{key}.")
-        if isinstance(default, dt.date):
-            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        if isinstance(default, tuple) and default and isinstance(default[0], tuple):
-            return tuple(tuple(float(x) for x in row) for row in value)
-        if isinstance(default, tuple):
-            return tuple(float(x) for x in value)
-        if isinstance(default, str):
-            return type(default)(value)
-        if isinstance(default, int):
-            if isinstance(value, bool) or int(value) != value:
-                raise ValueError(f"{value!r} is not an integer")
-            return int(value)
-        return float(value)
-    except SourceError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise SourceError(f"{_KEY}.{key}: cannot read {value!r} ({exc})") from exc
-
-
-def _to_plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple):
-        return [_to_plain(v) for v in value]
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -842,7 +778,7 @@ def write_truth(market: SyntheticMarket, directory: Path) -> list[Path]:
         path = directory / f"{name}.parquet"
         getattr(truth, name).write_parquet(path)
         written.append(path)
-    impact = {"formula": ImpactParams.__doc__, **_to_plain(truth.impact)}
+    impact = {"formula": ImpactParams.__doc__, **to_plain(truth.impact)}
     for name, payload in (("impact_params", impact), ("params", truth.config.to_params())):
         path = directory / f"{name}.json"
         path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

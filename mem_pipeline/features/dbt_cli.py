@@ -1,6 +1,6 @@
-"""Run the dbt project against a throw-away data folder, without Dagster (for feature-level tests).
+"""Run the dbt project against a data folder without Dagster (benchmarks and feature-level tests).
 
-Each call gets its own target and log folders, so tests can run in parallel (pytest -n) safely.
+Each call gets its own target and log folders, so calls can run in parallel (pytest -n) safely.
 """
 
 from __future__ import annotations
@@ -15,9 +15,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from mem_pipeline.core.errors import MemError
 from mem_pipeline.core.paths import DBT_PROJECT_DIR
 
 DBT = str(Path(sys.executable).parent / "dbt")
+
+
+class DbtRunError(MemError, AssertionError):
+    """A dbt command failed (its output is in the message)."""
 
 
 def dbt(data_dir: Path, *args: str, dbt_vars: dict[str, object] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,12 +46,13 @@ def dbt(data_dir: Path, *args: str, dbt_vars: dict[str, object] | None = None) -
     env = {**os.environ, "MEM_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
+        raise DbtRunError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
     return result
 
 
 def read_table(data_dir: Path, table: str) -> pl.DataFrame:
-    """A warehouse table as polars, sorted by its grain."""
+    """A warehouse table as polars, sorted by its grain (``table``: a model name, quoted as an identifier)."""
+    identifier = '"' + table.replace('"', '""') + '"'
     with duckdb.connect(str(data_dir / "warehouse" / "mem.duckdb"), read_only=True) as con:
-        frame = con.sql(f'select * from "{table}"').pl()  # the name comes from the test itself
+        frame = con.sql(f"select * from {identifier}").pl()
     return frame.sort("symbol", "trade_date")
