@@ -2,14 +2,18 @@
 ``<version>.json`` (manifest, limits, risk report and per-symbol targets).
 
 Files are created with a hard link from a staged copy, which fails if the name exists: nothing is ever
-overwritten, even by two writers racing. Writing a version again is a no-op when the bytes are identical
-and an error when they differ (the same inputs must give the same decision). ``index.jsonl`` records
-the order in which versions were first written (``latest``); nothing is ever deleted.
+overwritten, even by two writers racing. Writing a version again leaves its files alone when the bytes are
+identical and is an error when they differ (the same inputs must give the same decision). ``index.jsonl``
+records the order in which versions were first indexed (``latest``; the ``new_decisions`` sensor reads it);
+nothing is ever deleted. Every write ends by appending the version's line unless the index has it, checked and
+appended under an exclusive ``flock`` on the index: a write that died between its files and its line is
+completed by running it again, and no version is ever listed twice, whatever the writers race.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import tempfile
@@ -50,7 +54,8 @@ class DecisionStore:
         return self.root / decision_date.isoformat() / f"{version}.parquet"
 
     def write(self, decision: TradeDecision) -> Path:
-        """Store ``decision``; return its parquet path. Identical rewrite: no-op; different bytes: ``DecisionError``."""
+        """Store ``decision``; return its parquet path. Identical rewrite: the files are kept and the index line
+        appended if missing (completing a crashed write); different bytes: ``DecisionError``."""
         target = self.path(decision.decision_date, decision.version)
         folder = target.parent
         folder.mkdir(parents=True, exist_ok=True)
@@ -60,20 +65,43 @@ class DecisionStore:
             staged_json.write_bytes(_sidecar(decision))
             staged_parquet = staging / "orders.parquet"
             atomic_write_parquet(decision.orders, staged_parquet)
-            new_json = self._link(staged_json, target.with_suffix(".json"), decision.version)
-            new_parquet = self._link(staged_parquet, target, decision.version)
+            self._link(staged_json, target.with_suffix(".json"), decision.version)
+            self._link(staged_parquet, target, decision.version)
         finally:
             for leftover in staging.iterdir():
                 leftover.unlink()
             staging.rmdir()
-        if new_parquet or new_json:
-            line = json.dumps({"date": decision.decision_date.isoformat(), "version": decision.version}) + "\n"
-            fd = os.open(self.root / INDEX, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line.encode())
-            finally:
-                os.close(fd)
+        self._index(decision.decision_date.isoformat(), decision.version)
         return target
+
+    def _index(self, day: str, version: str) -> None:
+        """Append ``version``'s line to the index unless it is there: check and append under an exclusive lock
+        on the index (``flock``, released on close), so racing writers add it once; fsync'd before unlocking."""
+        fd = os.open(self.root / INDEX, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        with os.fdopen(fd, "r+b") as index:
+            fcntl.flock(index.fileno(), fcntl.LOCK_EX)
+            index.seek(0)
+            text = index.read().decode("utf-8")
+            if self._indexed(text, day, version):
+                return
+            line = json.dumps({"date": day, "version": version}) + "\n"
+            if text and not text.endswith("\n"):  # a torn last line: keep ours on a line of its own
+                line = "\n" + line
+            index.write(line.encode())
+            index.flush()
+            os.fsync(index.fileno())
+
+    @staticmethod
+    def _indexed(text: str, day: str, version: str) -> bool:
+        """Whether the index ``text`` has a line for ``version`` of ``day`` (unreadable lines are skipped)."""
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("date") == day and entry.get("version") == version:
+                return True
+        return False
 
     @staticmethod
     def _link(staged: Path, final: Path, version: str) -> bool:

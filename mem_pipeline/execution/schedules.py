@@ -8,6 +8,8 @@
   impact: holdings ``x_j = X sinh(kappa (T - t_j)) / sinh(kappa T)`` at ``t_j = j tau``, ``tau = T/N``, where
   ``kappa`` solves the discrete condition ``2 (cosh(kappa tau) - 1) / tau^2 = lambda sigma^2 / eta``
   (``-> sqrt(lambda sigma^2 / eta)`` as ``tau -> 0``). Slice ``j`` trades ``x_{j-1} - x_j``; ``kappa -> 0`` is TWAP.
+  The ratio is evaluated as ``e^{-kappa t_j} (1 - e^{-2 kappa (T - t_j)}) / (1 - e^{-2 kappa T})`` (the same
+  algebra), which never overflows: at very high risk aversion nearly everything trades in the first slice.
   Only ``lambda sigma^2 / eta`` matters: ``sigma`` is the daily vol (fraction), ``eta`` the temporary impact
   per unit of trading rate in the same units, the horizon ``T`` one day.
 
@@ -55,8 +57,11 @@ class ScheduleConfig(ParamsConfig):
     def __post_init__(self) -> None:
         if self.n_slices < 1:
             raise ExecutionError(f"execution.schedule.n_slices must be >= 1, got {self.n_slices}")
-        if self.risk_aversion < 0 or self.eta <= 0 or self.sigma < 0:
-            raise ExecutionError("execution.schedule needs risk_aversion >= 0, eta > 0 and sigma >= 0")
+        if not _valid_ac_inputs(self.risk_aversion, self.sigma, self.eta):
+            raise ExecutionError(
+                "execution.schedule needs finite risk_aversion >= 0, eta > 0 and sigma >= 0, got "
+                f"risk_aversion={self.risk_aversion}, eta={self.eta}, sigma={self.sigma}"
+            )
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,12 @@ class MarketStats:
     adv: float
     sigma: float
     spread_bps: float
+
+
+def _valid_ac_inputs(risk_aversion: float, sigma: float, eta: float) -> bool:
+    """Finite ``risk_aversion >= 0``, ``sigma >= 0`` and ``eta > 0`` (NaN fails every comparison)."""
+    finite = all(math.isfinite(v) for v in (risk_aversion, sigma, eta))
+    return finite and risk_aversion >= 0 and sigma >= 0 and eta > 0
 
 
 def u_shaped_profile(n_slices: int) -> FloatArray:
@@ -83,11 +94,20 @@ def ac_kappa(risk_aversion: float, sigma: float, eta: float, n_slices: int, hori
 
 
 def ac_trajectory(total: float, kappa: float, n_slices: int, horizon: float = 1.0) -> FloatArray:
-    """Holdings ``x_0 = total, ..., x_N = 0`` of the Almgren–Chriss optimal trajectory (linear as kappa -> 0)."""
+    """Holdings ``x_0 = total, ..., x_N = 0`` of the Almgren–Chriss optimal trajectory (linear as kappa -> 0).
+
+    ``sinh(kappa (T - t)) / sinh(kappa T)`` is evaluated as ``e^{-kappa t} expm1(-2 kappa (T - t)) /
+    expm1(-2 kappa T)``: no overflow at any ``kappa T`` and full precision as ``kappa -> 0``. ``kappa = inf``
+    (an overflowed ``kappa``) is the limit: everything at once.
+    """
+    if math.isnan(kappa) or kappa < 0:
+        raise ExecutionError(f"almgren_chriss kappa must be a number >= 0, got {kappa}")
     t = np.linspace(0.0, horizon, n_slices + 1)
     if kappa * horizon < 1e-8:
         return total * (1.0 - t / horizon)
-    return total * np.sinh(kappa * (horizon - t)) / np.sinh(kappa * horizon)
+    if math.isinf(kappa):
+        return np.where(t == 0.0, total, 0.0)
+    return total * np.exp(-kappa * t) * np.expm1(-2.0 * kappa * (horizon - t)) / math.expm1(-2.0 * kappa * horizon)
 
 
 def schedule_weights(
@@ -112,15 +132,29 @@ def schedule_weights(
             raise ExecutionError(f"vwap profile must be {n_slices} non-negative numbers with a positive sum, got {w}")
         return w / w.sum()
     if schedule == "almgren_chriss":
-        x = ac_trajectory(1.0, ac_kappa(risk_aversion, sigma, eta, n_slices), n_slices)
-        return -np.diff(x)
+        if not _valid_ac_inputs(risk_aversion, sigma, eta):
+            raise ExecutionError(
+                "almgren_chriss needs finite risk_aversion >= 0, sigma >= 0 and eta > 0, got "
+                f"risk_aversion={risk_aversion}, sigma={sigma}, eta={eta}"
+            )
+        kappa = ac_kappa(risk_aversion, sigma, eta, n_slices)
+        weights = 0.0 - np.diff(ac_trajectory(1.0, kappa, n_slices))  # 0.0 - : no negative zeros
+        if not np.isfinite(weights).all() or (weights < 0).any():
+            raise ExecutionError(
+                f"almgren_chriss weights are not finite and non-negative ({weights}; kappa={kappa}, "
+                f"risk_aversion={risk_aversion}, sigma={sigma}, eta={eta})"
+            )
+        return weights
     raise ExecutionError(f"schedule must be one of {[s.value for s in Schedule]}, got {schedule!r}")
 
 
 def round_to_lots(weights: FloatArray, total_lots: int) -> list[int]:
     """Integer lots per slice close to ``weights * total_lots`` whose sum is exactly ``total_lots``
-    (largest remainder; ties go to the earlier slice)."""
-    ideal = np.asarray(weights, dtype=float) * total_lots
+    (largest remainder; ties go to the earlier slice). Non-finite or negative weights raise ``ExecutionError``."""
+    w = np.asarray(weights, dtype=float)
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ExecutionError(f"slice weights must be finite and non-negative, got {w}")
+    ideal = w * total_lots
     lots = np.floor(ideal + 1e-9).astype(np.int64)
     short = total_lots - int(lots.sum())
     if short > 0:

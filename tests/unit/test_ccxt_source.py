@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
+import os
 from typing import Any
 
 import ccxt
 import polars as pl
 import pytest
+from leak_support import assert_no_secret, exception_chain
 
+from mem_pipeline.core.credentials import API_KEY_ENV, SECRET_ENV
 from mem_pipeline.core.errors import SchemaError, SourceError
 from mem_pipeline.core.schemas import BAR_SCHEMA
 from mem_pipeline.ingest.sources.base import MarketDataSource
@@ -44,7 +48,8 @@ class StandInExchange:
     Knobs: ``fail`` (exception classes raised by the next calls, in order; ``fail_forever`` raises
     the first one on every call), unknown symbols raise ``ccxt.BadSymbol``, ``repeat_boundary``
     prepends the newest candle older than ``since`` (``conflicting_repeat`` alters its close),
-    ``ignore_since`` always serves from the first candle.
+    ``ignore_since`` always serves from the first candle, ``echo_credentials`` puts the API key and secret
+    from the environment into every error text (as careless exchange errors sometimes do).
     """
 
     def __init__(self, table: dict[str, list[list[float]]], **knobs: Any) -> None:
@@ -55,6 +60,7 @@ class StandInExchange:
         self.repeat_boundary: bool = knobs.pop("repeat_boundary", False)
         self.conflicting_repeat: bool = knobs.pop("conflicting_repeat", False)
         self.ignore_since: bool = knobs.pop("ignore_since", False)
+        self.echo_credentials: bool = knobs.pop("echo_credentials", False)
         for name, value in knobs.items():  # e.g. rateLimit, enableRateLimit
             setattr(self, name, value)
 
@@ -69,9 +75,9 @@ class StandInExchange:
         self.calls.append((symbol, timeframe, since, limit))
         if self.fail:
             error = self.fail[0] if self.fail_forever else self.fail.pop(0)
-            raise error(f"stand-in {error.__name__}")
+            raise error(f"stand-in {error.__name__}{self._echo()}")
         if symbol not in self.table:
-            raise ccxt.BadSymbol(f"stand-in does not have market symbol {symbol}")
+            raise ccxt.BadSymbol(f"stand-in does not have market symbol {symbol}{self._echo()}")
         rows = self.table[symbol]
         if since is None or self.ignore_since:
             out = list(rows)
@@ -84,6 +90,11 @@ class StandInExchange:
                     repeat[4] += 1.0
                 out = [repeat, *out]
         return [list(c) for c in out[: limit if limit is not None else len(out)]]
+
+    def _echo(self) -> str:
+        if not self.echo_credentials:
+            return ""
+        return f" (request apiKey={os.environ.get(API_KEY_ENV)}, signed with secret {os.environ.get(SECRET_ENV)})"
 
 
 class Sleeps(list):
@@ -318,7 +329,7 @@ def test_retries_exhausted_raise_source_error_naming_exchange_symbol_and_window(
     assert "4 attempts" in message and "RequestTimeout" in message
     assert len(ex.calls) == 4  # first try + 3 retries
     assert sleeps == [1.0, 2.0, 4.0]
-    assert isinstance(info.value.__cause__, ccxt.RequestTimeout)
+    assert exception_chain(info.value) == [info.value]  # the exchange's own error (it may echo secrets) is not kept
 
 
 def test_zero_retries_fails_on_first_network_error() -> None:
@@ -494,3 +505,63 @@ def test_unknown_exchange_is_a_source_error() -> None:
     cfg = CcxtConfig(exchange="NetworkError", symbols=(BTC,), start=None, sandbox=False)
     with pytest.raises(SourceError, match="no exchange"):
         build_exchange(cfg)
+
+
+# -- credentials echoed by exchange errors --------------------------------------------------------
+
+LEAKY_KEY, LEAKY_SECRET = "leaky-key-Q7wT2m", "leaky-secret-Hs81Zp"
+
+
+@pytest.mark.parametrize(
+    ("knobs", "symbols", "expected"),
+    [
+        ({"fail": [ccxt.RequestTimeout], "fail_forever": True}, (BTC,), "after 3 attempts"),  # retries logged
+        ({"fail": [ccxt.NetworkError, ccxt.ExchangeError]}, (BTC,), "ExchangeError"),
+        ({"fail": [ccxt.AuthenticationError]}, (BTC,), "AuthenticationError"),
+        ({}, ("NOPE/USDT",), "does not know this symbol"),
+    ],
+    ids=["retries-exhausted", "exchange-error-after-retry", "authentication", "bad-symbol"],
+)
+def test_credentials_echoed_by_exchange_errors_reach_no_exception_chain_traceback_or_log(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    knobs: dict[str, Any],
+    symbols: tuple[str, ...],
+    expected: str,
+) -> None:
+    monkeypatch.setenv(API_KEY_ENV, LEAKY_KEY)
+    monkeypatch.setenv(SECRET_ENV, LEAKY_SECRET)
+    caplog.set_level(logging.DEBUG)
+    ex = StandInExchange(FULL, echo_credentials=True, **knobs)
+    src, _ = source(ex, config(symbols, max_retries=2))
+    with pytest.raises(SourceError, match=expected) as info:
+        src.fetch(dt.date(2024, 1, 1), dt.date(2024, 1, 31))
+    assert "apiKey=***" in str(info.value) and "secret ***" in str(info.value)  # echoed, masked, still told
+    assert_no_secret(info.value, caplog, LEAKY_KEY, LEAKY_SECRET)
+
+
+def test_credentials_echoed_while_loading_markets_or_switching_to_sandbox_are_masked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(API_KEY_ENV, LEAKY_KEY)
+    monkeypatch.setenv(SECRET_ENV, LEAKY_SECRET)
+    caplog.set_level(logging.DEBUG)
+    echo = f"apiKey={LEAKY_KEY} secret={LEAKY_SECRET}"
+
+    def failing_load_markets(self: Any, reload: bool = False, params: dict | None = None) -> dict:
+        raise ccxt.ExchangeNotAvailable(f"down: {echo}")
+
+    def failing_sandbox(self: Any, enabled: bool) -> None:
+        raise ccxt.NotSupported(f"no testnet: {echo}")
+
+    monkeypatch.setattr(ccxt.binance, "load_markets", failing_load_markets)
+    with pytest.raises(SourceError, match="loading markets") as info:
+        CcxtSource(config(max_retries=1), sleep=Sleeps(), clock=lambda: NOW).exchange()
+    assert "apiKey=***" in str(info.value)
+    assert_no_secret(info.value, caplog, LEAKY_KEY, LEAKY_SECRET)
+
+    monkeypatch.setattr(ccxt.binance, "set_sandbox_mode", failing_sandbox)
+    with pytest.raises(SourceError, match="no sandbox") as info:
+        build_exchange(config(sandbox=True))
+    assert "apiKey=***" in str(info.value)
+    assert_no_secret(info.value, caplog, LEAKY_KEY, LEAKY_SECRET)

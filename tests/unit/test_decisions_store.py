@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import multiprocessing
 import os
+import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
 from mem_pipeline.decisions.sample_inputs import DECISION_DATE, decide_frames, make_inputs, sqrt_cost_model
-from mem_pipeline.decisions.store import DecisionStore
+from mem_pipeline.decisions.store import INDEX, DecisionStore
 from mem_pipeline.decisions.types import DecisionError
 from mem_pipeline.decisions.version import code_version, frame_digest, version_of
 
@@ -116,3 +121,97 @@ def test_code_version_depends_on_source_bytes_not_on_paths_or_times(tmp_path: Pa
     (two / "risk" / "kelly.py").write_text("def f(): return 2\n")
     assert code_version.__wrapped__(two) != code_version(one)  # a module reached through another one too
     assert len(code_version()) == 16
+
+
+# -- a crash between the files and the index line -------------------------------------------------
+
+
+def _index_entries(root: Path) -> list[tuple[str, str]]:
+    """``(date, version)`` of every line of the index, in order (what the ``new_decisions`` sensor reads)."""
+    lines = (root / INDEX).read_text(encoding="utf-8").splitlines()
+    return [(e["date"], e["version"]) for e in map(json.loads, filter(str.strip, lines))]
+
+
+def _write_then_crash_before_the_index(store: DecisionStore, decision: Any) -> None:
+    """Write ``decision`` with the index unwritable (a directory in its place): the write dies after the
+    version's files are linked and before its line is appended, as a process killed there would."""
+    index = store.root / INDEX
+    kept = index.read_bytes() if index.exists() else None
+    index.unlink(missing_ok=True)
+    index.mkdir(parents=True)
+    with pytest.raises(OSError):
+        store.write(decision)
+    shutil.rmtree(index)
+    if kept is not None:
+        index.write_bytes(kept)
+    assert store.path(decision.decision_date, decision.version).exists()  # files written ...
+    assert store.path(decision.decision_date, decision.version).with_suffix(".json").exists()
+
+
+def test_writing_again_after_a_crash_before_the_index_line_completes_the_index_once(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path)
+    first, crashed = _decision(seed=1), _decision(seed=2)
+    store.write(first)
+    _write_then_crash_before_the_index(store, crashed)
+    day = DECISION_DATE.isoformat()
+    assert _index_entries(tmp_path) == [(day, first.version)]  # ... the line not: the sensor never sees it
+
+    path = store.write(crashed)  # the re-run: same inputs, same bytes
+    assert path == store.path(DECISION_DATE, crashed.version)
+    assert _index_entries(tmp_path) == [(day, first.version), (day, crashed.version)]
+    assert store.latest(DECISION_DATE) == crashed.version
+    store.write(crashed)
+    store.write(first)  # indexed ones are not appended again
+    assert _index_entries(tmp_path) == [(day, first.version), (day, crashed.version)]
+
+
+def test_a_lost_index_line_is_restored_by_writing_the_version_again(tmp_path: Path) -> None:
+    store = DecisionStore(tmp_path)
+    a, b = _decision(seed=3), _decision(seed=4)
+    store.write(a)
+    store.write(b)
+    index = tmp_path / INDEX
+    index.write_text(index.read_text(encoding="utf-8").splitlines(keepends=True)[0], encoding="utf-8")
+    store.write(b)
+    day = DECISION_DATE.isoformat()
+    assert _index_entries(tmp_path) == [(day, a.version), (day, b.version)]
+    assert store.latest(DECISION_DATE) == b.version
+
+
+def _write_when_released(root: str, decision: Any, barrier: Any, slow_check: bool) -> None:
+    """Child process: wait for the other writer, then write ``decision``. ``slow_check`` widens the window
+    between reading the index and appending to it (were it unlocked, both writers would append)."""
+    if slow_check and hasattr(DecisionStore, "_indexed"):
+        check = DecisionStore._indexed
+
+        def slow(*args: Any) -> bool:
+            found = check(*args)
+            time.sleep(0.5)
+            return found
+
+        DecisionStore._indexed = staticmethod(slow)  # type: ignore[method-assign]
+    barrier.wait(timeout=120)
+    DecisionStore(Path(root)).write(decision)
+
+
+@pytest.mark.parametrize("after_crash", [False, True], ids=["fresh", "after-crash"])
+def test_two_processes_writing_the_same_decision_at_once_index_it_exactly_once(
+    tmp_path: Path, after_crash: bool
+) -> None:
+    store = DecisionStore(tmp_path)
+    decision = _decision(seed=5)
+    if after_crash:
+        _write_then_crash_before_the_index(store, decision)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    writers = [
+        ctx.Process(target=_write_when_released, args=(str(tmp_path), decision, barrier, after_crash)) for _ in range(2)
+    ]
+    for w in writers:
+        w.start()
+    for w in writers:
+        w.join(timeout=180)
+    assert [w.exitcode for w in writers] == [0, 0]
+    assert _index_entries(tmp_path) == [(DECISION_DATE.isoformat(), decision.version)]
+    assert store.latest(DECISION_DATE) == decision.version
+    assert store.read(decision.version).orders.equals(decision.orders)

@@ -13,6 +13,7 @@ from typing import Any
 import ccxt
 import pytest
 from execution_support import order_frame
+from leak_support import assert_no_secret, exception_chain
 
 from mem_pipeline.core.credentials import API_KEY_ENV, SECRET_ENV
 from mem_pipeline.core.orders import Side
@@ -39,8 +40,8 @@ class StandInTradingExchange:
     """Keeps orders like an exchange: unique client ids, open/closed listings, fetch by client id.
 
     ``fail``: exceptions for the next create_order calls (``accept_then`` ones accept the order first);
-    ``lookup_fail``: exceptions for the next lookups. Error texts echo the credentials, as careless
-    exchange errors sometimes do.
+    ``lookup_fail``: exceptions for the next lookups; ``cancel_fail``: for the next cancels. Error texts echo
+    the credentials, as careless exchange errors sometimes do.
     """
 
     def __init__(self, exchange_id: str = "binance", fetch_order: bool = True) -> None:
@@ -51,6 +52,7 @@ class StandInTradingExchange:
         self.sandbox = False
         self.fail: list[tuple[type[Exception], bool]] = []
         self.lookup_fail: list[type[Exception]] = []
+        self.cancel_fail: list[type[Exception]] = []
         self.apiKey = os.environ.get(API_KEY_ENV, "")
         self.secret = os.environ.get(SECRET_ENV, "")
 
@@ -106,6 +108,8 @@ class StandInTradingExchange:
         return [dict(o) for o in self.orders.values() if o["symbol"] == symbol and o["status"] != "open"]
 
     def cancel_order(self, id: str, symbol: str | None = None, params: dict | None = None) -> dict[str, Any]:  # noqa: A002
+        if self.cancel_fail:
+            raise self.cancel_fail.pop(0)(f"cancel failed: {self._leak()}")
         self.orders[id]["status"] = "canceled"
         return dict(self.orders[id])
 
@@ -230,3 +234,88 @@ def test_fake_credentials_appear_in_no_log_exception_ledger_or_state_file(tmp_pa
 
 def _files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
+
+
+def _leaky_broker(monkeypatch: pytest.MonkeyPatch, exchange_id: str = "binance") -> tuple[Any, CcxtBroker]:
+    monkeypatch.setenv(API_KEY_ENV, FAKE_KEY)
+    monkeypatch.setenv(SECRET_ENV, FAKE_SECRET)
+    ex = StandInTradingExchange(exchange_id)
+    assert FAKE_KEY in ex._leak() and FAKE_SECRET in ex._leak()  # its errors echo both
+    return ex, CcxtBroker(CcxtBrokerConfig(exchange_id, sandbox=True, symbols=(BTC,)), ex)
+
+
+@pytest.mark.parametrize(
+    ("failure", "raised"),
+    [
+        ((ccxt.InsufficientFunds, False), BrokerRejected),
+        ((ccxt.AuthenticationError, False), BrokerRejected),
+        ((ccxt.RequestTimeout, True), BrokerAmbiguous),  # accepted, reply lost
+        ((ccxt.ExchangeNotAvailable, False), BrokerAmbiguous),
+        (None, DuplicateClientOrderId),  # the exchange already holds this client id
+    ],
+    ids=["rejected", "auth", "reply-lost", "unavailable", "duplicate"],
+)
+def test_submit_errors_echoing_credentials_keep_them_out_of_the_chain_traceback_and_logs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, failure: Any, raised: type[Exception]
+) -> None:
+    ex, broker = _leaky_broker(monkeypatch)
+    caplog.set_level(logging.DEBUG)
+    if failure is None:
+        broker.submit(child(CID))
+    else:
+        ex.fail = [failure]
+    with pytest.raises(raised) as info:
+        broker.submit(child(CID))
+    assert "apiKey=***" in str(info.value) and "secret ***" in str(info.value)  # the exchange's words, masked
+    assert exception_chain(info.value) == [info.value]
+    assert_no_secret(info.value, caplog, FAKE_KEY, FAKE_SECRET)
+
+
+@pytest.mark.parametrize(
+    ("exchange_id", "lookup_fail"),
+    [
+        ("binance", [ccxt.NetworkError]),  # fetch by client id fails
+        ("binance", [ccxt.OrderNotFound, ccxt.RequestTimeout]),  # not found by id, then the listing fails
+        ("kraken", [ccxt.ExchangeNotAvailable]),  # no fetch by client id: the listing fails
+    ],
+    ids=["fetch-order", "not-found-then-listing", "listing-only"],
+)
+def test_lookup_errors_echoing_credentials_keep_them_out_of_the_chain_traceback_and_logs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, exchange_id: str, lookup_fail: list
+) -> None:
+    ex, broker = _leaky_broker(monkeypatch, exchange_id)
+    ex.has["fetchOrder"] = exchange_id == "binance"
+    caplog.set_level(logging.DEBUG)
+    ex.lookup_fail = list(lookup_fail)
+    with pytest.raises(BrokerAmbiguous, match="looking up") as info:
+        broker.lookup(CID, BTC)
+    assert "apiKey=***" in str(info.value)
+    assert exception_chain(info.value) == [info.value]
+    assert_no_secret(info.value, caplog, FAKE_KEY, FAKE_SECRET)
+
+
+def test_listing_cancel_and_sandbox_errors_echoing_credentials_are_masked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ex, broker = _leaky_broker(monkeypatch)
+    caplog.set_level(logging.DEBUG)
+    ex.lookup_fail = [ccxt.NetworkError]
+    with pytest.raises(BrokerAmbiguous, match="listing orders") as info:
+        broker.orders()
+    assert_no_secret(info.value, caplog, FAKE_KEY, FAKE_SECRET)
+    broker.submit(child(CID))
+    for error, raised in ((ccxt.OrderNotFound, BrokerRejected), (ccxt.ExchangeError, BrokerAmbiguous)):
+        ex.cancel_fail = [error]
+        with pytest.raises(raised, match="cancelling") as info:
+            broker.cancel(CID, BTC)
+        assert "apiKey=***" in str(info.value)
+        assert_no_secret(info.value, caplog, FAKE_KEY, FAKE_SECRET)
+
+    def failing_sandbox(self: Any, enabled: bool) -> None:
+        raise ccxt.NotSupported(f"no testnet for apiKey={FAKE_KEY} secret={FAKE_SECRET}")
+
+    monkeypatch.setattr(ccxt.binance, "set_sandbox_mode", failing_sandbox)
+    with pytest.raises(Exception, match="no sandbox") as info:
+        build_trading_exchange(CcxtBrokerConfig("binance", sandbox=True))
+    assert "apiKey=***" in str(info.value)
+    assert_no_secret(info.value, caplog, FAKE_KEY, FAKE_SECRET)

@@ -125,3 +125,63 @@ def test_config_from_params_and_bad_inputs() -> None:
         orders_from_frame(order_frame("v", ["A"], quantity=2.5, lot_size=1.0))
     with pytest.raises(OrderError, match="more than one order"):
         orders_from_frame(order_frame("v", ["A", "A"]))
+
+
+# -- Almgren–Chriss at extreme risk aversion, and non-finite weights ------------------------------
+
+
+def _ac_limit_trades(a: float, n: int) -> np.ndarray:
+    """Trades of the Almgren–Chriss trajectory for ``a = kappa tau`` so large that ``exp(-2a) == 0`` in floats.
+
+    ``x_j = e^{-kappa t_j} (1 - e^{-2 kappa (T - t_j)}) / (1 - e^{-2 kappa T})`` and ``T - t_j >= tau`` for
+    ``j < N``, so ``x_j = e^{-j a}`` (``j < N``), ``x_N = 0``; slice ``j`` trades ``x_{j-1} - x_j``:
+    ``e^{-(j-1) a} (1 - e^{-a})`` for ``j < N`` and ``e^{-(N-1) a}`` for the last one.
+    """
+    j = np.arange(1, n + 1, dtype=float)
+    trades = np.exp(-(j - 1) * a) * (1.0 - math.exp(-a))
+    trades[-1] = math.exp(-(n - 1) * a)
+    return trades
+
+
+def test_almgren_chriss_at_extreme_risk_aversion_is_finite_and_trades_almost_everything_first() -> None:
+    lam, sigma, eta, n = 1e40, 0.02, 4e-4, 10  # kappa~^2 = lam sigma^2 / eta = 1e40
+    tau = 1.0 / n
+    a = math.acosh(1.0 + 0.5 * 1e40 * tau**2)  # kappa tau from the discrete condition: ~ ln(1e38) = 87.5
+    assert a * n > 710  # sinh(kappa T) overflows a float
+    trades = schedule_weights("almgren_chriss", n, risk_aversion=lam, sigma=sigma, eta=eta)
+    assert np.isfinite(trades).all() and (trades >= 0).all()
+    assert trades.sum() == pytest.approx(1.0, abs=1e-15)
+    assert trades[0] == pytest.approx(1.0, abs=1e-15)
+    np.testing.assert_allclose(trades, _ac_limit_trades(a, n), rtol=1e-9, atol=0)
+    x = ac_trajectory(1000.0, ac_kappa(lam, sigma, eta, n), n)
+    assert np.isfinite(x).all() and x[0] == 1000.0 and x[-1] == 0.0
+    # Through plan_children: the whole parent in the first slice, no garbage lot counts.
+    config = ScheduleConfig(risk_aversion=lam)
+    children = plan_children(parent(quantity=100, schedule="almgren_chriss", n_slices=n), config)
+    assert [(c.slice_index, c.quantity) for c in children] == [(0, 100.0)]
+    assert schedule_weights("almgren_chriss", 1, risk_aversion=lam, sigma=sigma, eta=eta).tolist() == [1.0]
+
+
+@pytest.mark.parametrize("kappa", [1e-7, 1e-3, 0.3, 1.0, 4.5, 30.0, 300.0, 700.0])
+@pytest.mark.parametrize("n", [1, 3, 10, 50])
+def test_almgren_chriss_trajectory_equals_the_sinh_form_where_that_is_finite(kappa: float, n: int) -> None:
+    t = np.linspace(0.0, 1.0, n + 1)
+    sinh_form = np.sinh(kappa * (1.0 - t)) / np.sinh(kappa)  # Almgren & Chriss (2000), T = 1
+    np.testing.assert_allclose(ac_trajectory(1.0, kappa, n), sinh_form, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(-np.diff(ac_trajectory(1.0, kappa, n)), -np.diff(sinh_form), rtol=1e-12, atol=0)
+
+
+def test_non_finite_weights_and_inputs_are_refused() -> None:
+    with pytest.raises(ExecutionError, match="finite"):
+        round_to_lots(np.array([0.5, math.nan, 0.5]), 10)
+    with pytest.raises(ExecutionError, match="finite"):
+        round_to_lots(np.array([0.5, math.inf]), 10)
+    with pytest.raises(ExecutionError, match="almgren_chriss"):
+        schedule_weights("almgren_chriss", 5, sigma=math.nan)
+    with pytest.raises(ExecutionError, match="almgren_chriss"):
+        schedule_weights("almgren_chriss", 5, risk_aversion=math.inf)
+    nan_vol = MarketStats(adv=1000.0, sigma=math.nan, spread_bps=8.0)  # a symbol without a volatility estimate
+    with pytest.raises(ExecutionError, match="almgren_chriss"):
+        plan_children(parent(quantity=100, schedule="almgren_chriss", n_slices=4), stats=nan_vol)
+    with pytest.raises(ExecutionError, match="risk_aversion"):
+        ScheduleConfig(risk_aversion=math.nan)

@@ -7,8 +7,10 @@ the open and closed orders filtered by ``clientOrderId``. Absence is only claime
 answered and no order carries the id.
 
 Credentials come only from ``MEM_CCXT_API_KEY`` / ``MEM_CCXT_SECRET`` (the helpers of
-``mem_pipeline.core.credentials``); every error message is masked before it is raised or logged, and
-the config holds no secret (it is safe in run config and metadata).
+``mem_pipeline.core.credentials``); every error message is masked before it is raised or logged, the
+exchange's own error (which may echo them) is never chained to the error raised (not even as a suppressed
+``__context__``: the broker error is raised outside the ``except`` block), and the config holds no secret (it is
+safe in run config and metadata).
 """
 
 from __future__ import annotations
@@ -21,9 +23,15 @@ from typing import Any, ClassVar
 import ccxt
 
 from mem_pipeline.core.config import ParamsConfig
-from mem_pipeline.core.credentials import exchange_credentials, redact
+from mem_pipeline.core.credentials import exchange_credentials, masked_error
 from mem_pipeline.core.orders import Side
-from mem_pipeline.execution.errors import BrokerAmbiguous, BrokerRejected, DuplicateClientOrderId, ExecutionError
+from mem_pipeline.execution.errors import (
+    BrokerAmbiguous,
+    BrokerError,
+    BrokerRejected,
+    DuplicateClientOrderId,
+    ExecutionError,
+)
 from mem_pipeline.execution.ids import is_mem_client_id
 from mem_pipeline.execution.orders import ChildOrder, OrderReport
 from mem_pipeline.execution.states import OrderState
@@ -62,10 +70,13 @@ def build_trading_exchange(config: CcxtBrokerConfig) -> Any:
         raise ExecutionError(f"ccxt has no exchange {config.exchange!r} (execution.ccxt.exchange)")
     exchange = getattr(ccxt, config.exchange)({"enableRateLimit": True, **exchange_credentials()})
     if config.sandbox:
+        error: ExecutionError | None = None
         try:
             exchange.set_sandbox_mode(True)
         except ccxt.BaseError as exc:
-            raise ExecutionError(f"ccxt exchange {config.exchange!r} has no sandbox: {redact(str(exc))}") from exc
+            error = ExecutionError(f"ccxt exchange {config.exchange!r} has no sandbox: {masked_error(exc)}")
+        if error is not None:
+            raise error  # outside the handler: the exchange's unmasked error is not chained
     return exchange
 
 
@@ -97,29 +108,21 @@ class CcxtBroker:
         try:
             raw = self.exchange.create_order(order.symbol, "market", order.side.value, order.quantity, None, params)
         except ccxt.DuplicateOrderId as exc:
-            raise DuplicateClientOrderId(self._message(what, exc)) from None
+            error: BrokerError = DuplicateClientOrderId(self._message(what, exc))
         except _DEFINITE as exc:
-            raise BrokerRejected(self._message(what, exc)) from None
+            error = BrokerRejected(self._message(what, exc))
         except ccxt.BaseError as exc:
-            raise BrokerAmbiguous(self._message(what, exc)) from None
-        return self._report(raw, order.client_id, order)
+            error = BrokerAmbiguous(self._message(what, exc))
+        else:
+            return self._report(raw, order.client_id, order)
+        raise error  # outside the handler: the exchange's unmasked error is not chained
 
     def lookup(self, client_id: str, symbol: str) -> OrderReport | None:
-        exchange = self.exchange
-        what = f"looking up order {client_id}"
         try:
-            if exchange.has.get("fetchOrder") is True:
-                param = _FETCH_PARAM.get(self.config.exchange, "clientOrderId")
-                try:
-                    return self._report(exchange.fetch_order("", symbol, {param: client_id}), client_id)
-                except (ccxt.InvalidOrder, ccxt.NotSupported, ccxt.ArgumentsRequired, ccxt.BadRequest):
-                    pass  # OrderNotFound (an InvalidOrder) is no proof everywhere: search the listings
-            for raw in self._listing(symbol):
-                if _client_id(raw) == client_id:
-                    return self._report(raw, client_id)
+            return self._lookup(client_id, symbol)
         except ccxt.BaseError as exc:
-            raise BrokerAmbiguous(self._message(what, exc)) from None
-        return None
+            error = BrokerAmbiguous(self._message(f"looking up order {client_id}", exc))
+        raise error  # outside the handler: the exchange's unmasked error is not chained
 
     def orders(self, symbols: Iterable[str] | None = None) -> list[OrderReport]:
         out: list[OrderReport] = []
@@ -130,8 +133,10 @@ class CcxtBroker:
                     if is_mem_client_id(cid):
                         out.append(self._report(raw, cid))
         except ccxt.BaseError as exc:
-            raise BrokerAmbiguous(self._message("listing orders", exc)) from None
-        return out
+            error = BrokerAmbiguous(self._message("listing orders", exc))
+        else:
+            return out
+        raise error  # outside the handler: the exchange's unmasked error is not chained
 
     def cancel(self, client_id: str, symbol: str) -> OrderReport:
         found = self.lookup(client_id, symbol)
@@ -140,12 +145,29 @@ class CcxtBroker:
         try:
             raw = self.exchange.cancel_order(found.broker_order_id, symbol)
         except ccxt.OrderNotFound as exc:
-            raise BrokerRejected(self._message(f"cancelling {client_id}", exc)) from None
+            error: BrokerError = BrokerRejected(self._message(f"cancelling {client_id}", exc))
         except ccxt.BaseError as exc:
-            raise BrokerAmbiguous(self._message(f"cancelling {client_id}", exc)) from None
-        return self._report(raw, client_id)
+            error = BrokerAmbiguous(self._message(f"cancelling {client_id}", exc))
+        else:
+            return self._report(raw, client_id)
+        raise error  # outside the handler: the exchange's unmasked error is not chained
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _lookup(self, client_id: str, symbol: str) -> OrderReport | None:
+        """The order with ``client_id``, None when the exchange answered and no order carries it (ccxt errors
+        propagate)."""
+        exchange = self.exchange
+        if exchange.has.get("fetchOrder") is True:
+            param = _FETCH_PARAM.get(self.config.exchange, "clientOrderId")
+            try:
+                return self._report(exchange.fetch_order("", symbol, {param: client_id}), client_id)
+            except (ccxt.InvalidOrder, ccxt.NotSupported, ccxt.ArgumentsRequired, ccxt.BadRequest):
+                pass  # OrderNotFound (an InvalidOrder) is no proof everywhere: search the listings
+        for raw in self._listing(symbol):
+            if _client_id(raw) == client_id:
+                return self._report(raw, client_id)
+        return None
 
     def _listing(self, symbol: str) -> list[dict[str, Any]]:
         exchange = self.exchange
@@ -155,7 +177,7 @@ class CcxtBroker:
         return rows
 
     def _message(self, what: str, exc: Exception) -> str:
-        return f"ccxt {self.config.exchange}: {what} failed ({type(exc).__name__}: {redact(str(exc))})"
+        return f"ccxt {self.config.exchange}: {what} failed ({masked_error(exc)})"
 
     def _report(self, raw: Mapping[str, Any], client_id: str, order: ChildOrder | None = None) -> OrderReport:
         amount = float(raw.get("amount") or (order.quantity if order else 0.0))

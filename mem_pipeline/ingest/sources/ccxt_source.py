@@ -6,8 +6,9 @@ of the window until a page reaches its end (or the exchange has nothing newer). 
 is still open, so no bar dated today or later is ever returned.
 
 Credentials come only from ``MEM_CCXT_API_KEY`` / ``MEM_CCXT_SECRET`` and are handed to ccxt and
-nowhere else. Tests inject a stand-in exchange (anything with ``fetch_ohlcv``), a recording
-``sleep`` and a fixed ``clock``, so they run offline and never wait.
+nowhere else; an exchange error (which may echo them) is kept only as masked text, never as the
+``__cause__``/``__context__`` of the ``SourceError`` raised. Tests inject a stand-in exchange (anything
+with ``fetch_ohlcv``), a recording ``sleep`` and a fixed ``clock``, so they run offline and never wait.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import ccxt
 import polars as pl
 
-from mem_pipeline.core.credentials import API_KEY_ENV, SECRET_ENV, exchange_credentials, redact
+from mem_pipeline.core.credentials import API_KEY_ENV, SECRET_ENV, exchange_credentials, masked_error
 from mem_pipeline.core.errors import SchemaError, SourceError
 from mem_pipeline.core.schemas import BAR_SCHEMA, conform_bars, empty_bars
 
@@ -105,10 +106,13 @@ def build_exchange(config: CcxtConfig) -> Any:
     options: dict[str, Any] = {"enableRateLimit": True, **exchange_credentials()}
     exchange = getattr(ccxt, config.exchange)(options)
     if config.sandbox:
+        error: SourceError | None = None
         try:
             exchange.set_sandbox_mode(True)
         except ccxt.BaseError as exc:
-            raise SourceError(f"ccxt exchange {config.exchange!r} has no sandbox: {redact(str(exc))}") from exc
+            error = SourceError(f"ccxt exchange {config.exchange!r} has no sandbox: {masked_error(exc)}")
+        if error is not None:
+            raise error  # outside the handler: the exchange's unmasked error is not chained
     if not exchange.has.get("fetchOHLCV"):
         raise SourceError(f"ccxt exchange {config.exchange!r} does not provide OHLCV candles (fetchOHLCV)")
     return exchange
@@ -223,35 +227,39 @@ class CcxtSource:
         return 0.0
 
     def _with_retries(self, pacer: _Pacer, call: Callable[[], Any], *, what: str, symbol: str | None = None) -> Any:
-        """Run ``call``; retry network errors with backoff, turn every ccxt error into ``SourceError``."""
+        """Run ``call``; retry network errors with backoff, turn every ccxt error into ``SourceError``.
+
+        The ``SourceError`` carries the exchange error's masked text only and is raised outside the ``except``
+        block, so the original (which may echo the credentials) is neither its ``__cause__`` nor its
+        ``__context__``; the retry warnings name the error type only.
+        """
         exchange = self.config.exchange
         subject = f"ccxt exchange {exchange!r}" + (f", symbol {symbol!r}" if symbol else "")
         pacer.before_call()
         for attempt in range(self.config.max_retries + 1):
+            error: SourceError | None = None
+            failure = ""
             try:
                 return call()
             except ccxt.NetworkError as exc:
+                failure = type(exc).__name__
                 if attempt == self.config.max_retries:
-                    raise SourceError(
-                        f"{subject}: {what} still failed after {attempt + 1} attempts "
-                        f"({type(exc).__name__}: {redact(str(exc))})"
-                    ) from exc
-                log.warning(
-                    "%s: %s failed (%s), retry %d of %d",
-                    subject,
-                    what,
-                    type(exc).__name__,
-                    attempt + 1,
-                    self.config.max_retries,
-                )
-                pacer.backoff(attempt)
+                    error = SourceError(
+                        f"{subject}: {what} still failed after {attempt + 1} attempts ({masked_error(exc)})"
+                    )
             except ccxt.BadSymbol as exc:
-                raise SourceError(
+                error = SourceError(
                     f"{subject}: the exchange does not know this symbol while {what} "
-                    f"(check sources.ccxt.symbols; {redact(str(exc))})"
-                ) from exc
+                    f"(check sources.ccxt.symbols; {masked_error(exc)})"
+                )
             except ccxt.BaseError as exc:
-                raise SourceError(f"{subject}: {what} failed ({type(exc).__name__}: {redact(str(exc))})") from exc
+                error = SourceError(f"{subject}: {what} failed ({masked_error(exc)})")
+            if error is not None:
+                raise error
+            log.warning(
+                "%s: %s failed (%s), retry %d of %d", subject, what, failure, attempt + 1, self.config.max_retries
+            )
+            pacer.backoff(attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- per symbol -----------------------------------------------------------------------------
