@@ -92,3 +92,78 @@ def test_a_refused_batch_blocks_downstream_and_keeps_the_lake(tmp_path, data_dir
     assert not (data_dir / "raw" / "files" / "bars").exists()  # nothing published
     quarantined = pl.read_parquet(next((data_dir / "quarantine" / "files" / "rows").glob("*/rejected.parquet")))
     assert quarantined["symbol"].to_list() == ["BBB"] and quarantined["rule"].to_list() == ["ohlc_consistent"]
+
+
+def _files_resources(data_dir: Path) -> dict[str, object]:
+    return {"lake": LakeResource(data_dir=str(data_dir)), "market": MarketDataResource(source="files")}
+
+
+def test_a_future_dated_row_is_quarantined_as_of_today_and_the_rest_published(tmp_path, data_dir, monkeypatch) -> None:
+    """The gate's as_of is today (the default): a bar dated 30 days from now in the file is quarantined by
+    no_future_dates with its file and row, the day's two bars are published, and the valid bar of the day
+    before is validated and reported as outside the window, not published."""
+    future = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)).isoformat()
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "bars.csv").write_text(
+        "date,symbol,open,high,low,close,volume\n"
+        "2010-05-31,AAA,10,11,9,10,1000\n"
+        "2010-06-01,AAA,10,11,9,10.5,1000\n"
+        "2010-06-01,BBB,20,21,19,20,1000\n"
+        f"{future},AAA,10,11,9,10.5,1000\n",  # row 5: a typo'd year
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("MEM_FILES_DIR", str(inbox))
+
+    result = dg.materialize([raw_bars], resources=_files_resources(data_dir), partition_key="2010-06-01")
+
+    assert result.success
+    checks = check_results(result)
+    assert checks[GATE_CHECK].passed
+    future_check = checks["no_future_dates"]
+    assert not future_check.passed and future_check.severity == dg.AssetCheckSeverity.WARN
+    assert "bars.csv rows 5: [no_future_dates]" in future_check.metadata["offending"].value
+    lake_dir = data_dir / "raw" / "files" / "bars"
+    assert sorted(p.name for p in lake_dir.iterdir()) == ["date=2010-06-01"]
+    stored = pl.read_parquet(lake_dir / "date=2010-06-01" / "part.parquet")
+    assert stored.select("symbol", "close").rows() == [("AAA", 10.5), ("BBB", 20.0)]
+    quarantined = pl.read_parquet(next((data_dir / "quarantine" / "files" / "rows").glob("*/rejected.parquet")))
+    assert quarantined.select("source_row", "rule").rows() == [(5, "no_future_dates")]
+    [materialization] = result.get_asset_materialization_events()
+    metadata = materialization.materialization.metadata
+    assert metadata["rows_quarantined"].value == 1
+    assert metadata["rows_outside_window"].value == 1
+    assert metadata["rows_published"].value == 2
+
+
+def test_a_symbol_missing_from_a_re_ingest_is_kept_unless_the_run_restates(tmp_path, data_dir, monkeypatch) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    monkeypatch.setenv("MEM_FILES_DIR", str(inbox))
+    header = "date,symbol,open,high,low,close,volume\n"
+    (inbox / "bars.csv").write_text(
+        header + "2010-06-01,AAA,10,11,9,10,1000\n2010-06-01,BBB,20,21,19,20,1000\n", encoding="utf-8"
+    )
+    resources = _files_resources(data_dir)
+    assert dg.materialize([raw_bars], resources=resources, partition_key="2010-06-01").success
+    (inbox / "bars.csv").write_text(header + "2010-06-01,AAA,10,11,9,10.5,1000\n", encoding="utf-8")
+    part = data_dir / "raw" / "files" / "bars" / "date=2010-06-01" / "part.parquet"
+
+    kept = dg.materialize([raw_bars], resources=resources, partition_key="2010-06-01")
+    assert kept.success
+    assert pl.read_parquet(part).select("symbol", "close").rows() == [("AAA", 10.5), ("BBB", 20.0)]
+    [event] = kept.get_asset_materialization_events()
+    assert event.materialization.metadata["stored_bars_kept"].value == 1
+    assert event.materialization.metadata["restate"].value is False
+
+    restated = dg.materialize(
+        [raw_bars],
+        resources=resources,
+        partition_key="2010-06-01",
+        run_config={"ops": {"raw_bars": {"config": {"restate": True}}}},
+    )
+    assert restated.success
+    assert pl.read_parquet(part).select("symbol", "close").rows() == [("AAA", 10.5)]
+    [event] = restated.get_asset_materialization_events()
+    assert event.materialization.metadata["stored_bars_dropped"].value == 1
+    assert event.materialization.metadata["restate"].value is True

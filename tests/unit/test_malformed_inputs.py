@@ -365,8 +365,6 @@ ROW_CASES = {
     "duplicate_symbol_date": RowCase(
         _csv_case(_duplicate, "dup.csv"), {"unique_symbol_date": (4, 5), "monotone_time": (5,)}
     ),
-    # AAA in input order: 01-11 (row 2), 01-13 (row 4), 01-12 (row 6, goes back), 01-14, 01-15.
-    "out_of_order": RowCase(_csv_case(_out_of_order, "order.csv"), {"monotone_time": (6,)}),
     # AAA 01-13 close 1080 vs 107 the day before: |log(1080/107)| = 2.31 > 0.5; 01-14 (109 vs 107) is fine.
     "absurd_jump_x10": RowCase(_csv_case(_jump, "jump.csv"), {"plausible_returns": (6,)}),
     "future_date": RowCase(_csv_case(_future, "future.csv"), {"no_future_dates": (12,)}, end=dt.date(2011, 1, 7)),
@@ -627,3 +625,100 @@ def test_a_tolerated_rejection_keeps_the_stored_good_bar(tmp_path: Path) -> None
         ("AAA", 12.0, 9.0, 200.0),
         ("BBB", 21.0, 19.0, 100.0),
     ]
+
+
+# ------------------------------------------------------------ the whole file is validated; nothing stored is lost
+
+
+def test_a_future_dated_row_outside_the_window_is_quarantined_not_dropped(paths: Paths, inbox: Path) -> None:
+    """Week 2 plus one bar dated 2011-01-03 (after as_of 2011-01-01), ingested for week 2 only: the future row is
+    rejected by no_future_dates and quarantined with its file and row; it is not a date this run publishes, so the
+    batch passes (share 0 on every published date) and week 2 is published."""
+    rows = week2_rows()
+    _future(rows)
+    bad = write_csv(inbox / "future.csv", HEADER, rows)
+    before = snapshot(paths)
+
+    result = ingest_window(FilesSource(inbox), WEEK2[0], WEEK2[-1], paths, CFG)
+
+    failing = {o.name: o.rows for o in result.gate.outcomes if not o.passed}
+    assert list(failing) == ["no_future_dates"]
+    assert result.gate.passed and result.gate.worst_share == 0.0
+    assert [(w.date, w.rows) for w in result.published] == [(d, 2) for d in WEEK2]
+    rejected = pl.read_parquet(result.quarantine_dir / "rejected.parquet")  # type: ignore[operator]
+    assert rejected.select("source_file", "source_row", "date", "rule").rows() == [
+        (str(bad), 12, dt.date(2011, 1, 3), "no_future_dates")
+    ]
+    assert f"{bad} rows 12: [no_future_dates]" in result.gate.summary()
+    assert not (paths.bars("files") / "date=2011-01-03").exists()
+    assert {k: v for k, v in snapshot(paths).items() if k in before} == before
+
+
+def test_rows_outside_the_window_are_validated_and_counted_not_published(paths: Paths, inbox: Path) -> None:
+    """One file holding weeks 1 and 2, ingested for week 2: all 20 rows go through the gate (the bad week-1 row
+    is quarantined), week 2 is published, the 9 good week-1 rows are counted as outside the window and their
+    stored partitions are not touched."""
+    rows = bar_rows([*WEEK1, *WEEK2], first_index=0)  # rows 2..11 week 1, rows 12..21 week 2
+    _swap_high_low(rows, 3)  # BBB 2010-01-04: high below low, outside the window
+    bad = write_csv(inbox / "both_weeks.csv", HEADER, rows)
+    before = snapshot(paths)
+
+    result = ingest_window(FilesSource(inbox), WEEK2[0], WEEK2[-1], paths, CFG)
+
+    assert result.rows_in == 20
+    assert result.rows_outside_window == 9
+    assert result.gate.passed
+    assert [(w.date, w.rows) for w in result.published] == [(d, 2) for d in WEEK2]
+    rejected = pl.read_parquet(result.quarantine_dir / "rejected.parquet")  # type: ignore[operator]
+    assert rejected.select("source_file", "source_row", "rule").rows() == [(str(bad), 3, "ohlc_consistent")]
+    after = snapshot(paths)
+    assert {k: v for k, v in after.items() if k in before} == before  # week 1 as it was
+
+
+def test_rows_out_of_order_in_a_file_are_sorted_counted_and_published(paths: Paths, inbox: Path) -> None:
+    """AAA in file order: 01-11 (row 2), 01-13 (row 4), 01-12 (row 6), 01-14, 01-15: one row steps back in time.
+    That is an ordering matter, not bad data: nothing is rejected, the count is reported, all is published."""
+    rows = week2_rows()
+    _out_of_order(rows)
+    write_csv(inbox / "order.csv", HEADER, rows)
+
+    result = ingest_window(FilesSource(inbox), WEEK2[0], WEEK2[-1], paths, CFG)
+
+    assert result.gate.rejected.height == 0 and result.gate.passed
+    assert result.rows_out_of_order == 1
+    assert [(w.date, w.rows) for w in result.published] == [(d, 2) for d in WEEK2]
+    stored = pl.read_parquet(paths.bars("files") / "date=2010-01-12" / "part.parquet")
+    assert stored.select("symbol", "close", "source_row").rows() == [("AAA", 107.0, 6), ("BBB", 57.0, 5)]
+
+
+def _week1_without_bbb(inbox: Path) -> Path:
+    """Week 1 again with only AAA, its closes raised by 0.5 (a correction)."""
+    rows = [r for r in bar_rows(WEEK1, first_index=0) if r[1] == "AAA"]
+    for r in rows:
+        r[5] = float(r[5]) + 0.5  # type: ignore[arg-type]
+    return write_csv(inbox / "aaa_only.csv", HEADER, rows)
+
+
+def test_a_stored_bar_absent_from_the_new_file_is_kept(paths: Paths, inbox: Path) -> None:
+    """Re-ingesting week 1 from a file without BBB corrects AAA and keeps every stored BBB bar (counted)."""
+    _week1_without_bbb(inbox)
+
+    result = ingest_window(FilesSource(inbox), WEEK1[0], WEEK1[-1], paths, CFG)
+
+    assert result.gate.passed and result.restate is False
+    assert result.stored_kept == 5 and result.stored_dropped == 0
+    stored = pl.read_parquet([paths.bars("files") / f"date={d.isoformat()}" / "part.parquet" for d in WEEK1])
+    assert stored.filter(pl.col("symbol") == "BBB")["close"].to_list() == [51.0, 52.0, 53.0, 54.0, 55.0]
+    assert stored.filter(pl.col("symbol") == "AAA")["close"].to_list() == [101.5, 102.5, 103.5, 104.5, 105.5]
+
+
+def test_restate_replaces_whole_dates(paths: Paths, inbox: Path) -> None:
+    """With restate=True the same file replaces week 1's dates: BBB, absent from the file, is dropped (counted)."""
+    _week1_without_bbb(inbox)
+
+    result = ingest_window(FilesSource(inbox), WEEK1[0], WEEK1[-1], paths, CFG, restate=True)
+
+    assert result.gate.passed and result.restate is True
+    assert result.stored_kept == 0 and result.stored_dropped == 5
+    stored = pl.read_parquet([paths.bars("files") / f"date={d.isoformat()}" / "part.parquet" for d in WEEK1])
+    assert stored["symbol"].to_list() == ["AAA"] * 5

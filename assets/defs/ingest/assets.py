@@ -2,6 +2,7 @@
 
 The rules run inside the asset, before anything is published (write-audit-publish), and are
 reported as blocking asset checks: one per rule, one for the schema, one for the gate itself.
+A run never shrinks a stored partition unless its config says ``restate: true``.
 """
 
 import dagster as dg
@@ -27,6 +28,14 @@ CHECK_SPECS = [
 ]
 
 
+class RawBarsConfig(dg.Config):
+    """Run config of ``raw_bars``."""
+
+    restate: bool = False
+    """Replace each published date whole: stored symbols absent from the new data are dropped.
+    Off (the default), a stored bar is kept unless the new data holds an accepted bar for its (symbol, date)."""
+
+
 @dg.asset(
     key=ASSET,
     group_name="ingest",
@@ -36,13 +45,13 @@ CHECK_SPECS = [
     kinds={"parquet", "polars"},
     description="Daily bars of the configured source, hive-partitioned by date under data/raw/<source>/bars.",
 )
-def raw_bars(context: dg.AssetExecutionContext, lake: LakeResource, market: MarketDataResource):
+def raw_bars(context: dg.AssetExecutionContext, config: RawBarsConfig, lake: LakeResource, market: MarketDataResource):
     start, end = window(context)
     source = market.build()
     paths = lake.paths()
     cfg = QualityConfig.from_params(section("ingest"))
     try:
-        result = ingest_window(source, start, end, paths, cfg)
+        result = ingest_window(source, start, end, paths, cfg, restate=config.restate)
     except SchemaError as err:
         yield dg.AssetCheckResult(
             check_name=SCHEMA_CHECK,
@@ -95,6 +104,16 @@ def _metadata(result: IngestResult) -> dict:
         "rows_in": result.rows_in,
         "rows_published": result.rows_published,
         "rows_quarantined": result.gate.rejected.height,
+        "rows_outside_window": result.rows_outside_window,
+        "rows_out_of_order": result.rows_out_of_order,
+        "stored_bars_kept": result.stored_kept,
+        "stored_bars_dropped": result.stored_dropped,
+        "restate": result.restate,
+        "publish_mode": (
+            "restated: each published date replaced whole, stored symbols absent from the input dropped"
+            if result.restate
+            else "merged: stored bars not replaced by an accepted new bar were kept"
+        ),
         "partitions_written": len(result.published),
         "symbols": result.gate.accepted["symbol"].n_unique(),
         "quarantine": str(result.quarantine_dir or ""),

@@ -1,12 +1,13 @@
 """Run the bar rules on a batch and decide what may be published.
 
 Every row that breaks a rule is rejected with the rule's name and reason (it goes to quarantine,
-never silently dropped). The batch as a whole passes only if, on every date, the rejected share
-is within ``max_rejected_share``; otherwise nothing of it may be published.
+never silently dropped). The batch as a whole passes only if, on every date it publishes, the
+rejected share is within ``max_rejected_share``; otherwise nothing of it may be published.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class GateResult:
     accepted: pl.DataFrame
     rejected: pl.DataFrame  # the batch's columns + ``rule`` (first rule broken) + ``reason`` (all)
     outcomes: tuple[RuleOutcome, ...]
-    by_date: pl.DataFrame  # date, rows, rejected, rejected_share
+    by_date: pl.DataFrame  # date, rows, rejected, rejected_share (the dates judged: those published)
     max_rejected_share: float
 
     @property
@@ -69,11 +70,23 @@ class GateResult:
         return "\n".join([head, *broken])
 
 
-def validate_batch(batch: pl.DataFrame, prior: pl.DataFrame, cfg: QualityConfig) -> GateResult:
+def validate_batch(
+    batch: pl.DataFrame,
+    prior: pl.DataFrame,
+    cfg: QualityConfig,
+    publish: tuple[dt.date, dt.date] | None = None,
+) -> GateResult:
     """Apply every rule in ``RULES`` to ``batch``.
 
     ``prior``: the last stored bar per symbol before the batch (``symbol``, ``date``, ``close``),
     so that order and jump rules hold across batches, not only inside one.
+
+    ``publish``: the dates the run publishes (inclusive). Every row is validated and every broken
+    row rejected, but the share limit is judged on these dates only. A row outside them (e.g. one
+    future-dated typo in a file) is quarantined and reported, and does not refuse the batch: it is
+    published by no run (until fixed), so it cannot contaminate what this run publishes, and
+    refusing would block every good day of the file for a row already isolated. A future date
+    inside the window counts toward its date's share like any other rejection.
     """
     frame = add_context_columns(batch, prior, cfg)
     row_rules = [r for r in RULES if r.name != "plausible_returns"]
@@ -83,10 +96,15 @@ def validate_batch(batch: pl.DataFrame, prior: pl.DataFrame, cfg: QualityConfig)
         broken[list(rows)] = True
     frame = frame.with_columns(abs_log_return=pl.Series(abs_log_returns(frame, prior, ~broken, cfg.max_abs_log_return)))
     hits.update(_run_suite(frame, [r for r in RULES if r.name == "plausible_returns"], cfg))
-    return _split(batch, hits, cfg)
+    return _split(batch, hits, cfg, publish)
 
 
-def _split(batch: pl.DataFrame, hits: dict[str, tuple[int, ...]], cfg: QualityConfig) -> GateResult:
+def _split(
+    batch: pl.DataFrame,
+    hits: dict[str, tuple[int, ...]],
+    cfg: QualityConfig,
+    publish: tuple[dt.date, dt.date] | None,
+) -> GateResult:
     outcomes = tuple(RuleOutcome(r.name, r.description, hits.get(r.name, ())) for r in RULES)
     broken: list[list[RuleOutcome]] = [[] for _ in range(batch.height)]
     for outcome in outcomes:
@@ -99,8 +117,9 @@ def _split(batch: pl.DataFrame, hits: dict[str, tuple[int, ...]], cfg: QualityCo
             ["; ".join(f"[{o.name}] {o.description}" for o in b) or None for b in broken], dtype=pl.String
         ),
     )
+    judged = labelled if publish is None else labelled.filter(pl.col("date").is_between(*publish))
     by_date = (
-        labelled.group_by("date")
+        judged.group_by("date")
         .agg(rows=pl.len(), rejected=pl.col("rule").is_not_null().sum())
         .with_columns(rejected_share=pl.col("rejected") / pl.col("rows"))
         .sort("date")

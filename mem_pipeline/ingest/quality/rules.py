@@ -111,7 +111,11 @@ RULES: tuple[Rule, ...] = (
     Rule("volume_non_negative", f"volume is finite and in [0, {MAX_VOLUME:g}]", _volume),
     Rule("spread_consistent", "where quoted: 0 < bid <= ask", _spread),
     Rule("unique_symbol_date", "one bar per (symbol, date)", _unique),
-    Rule("monotone_time", "each symbol's dates strictly increase down each input file", _monotone),
+    Rule(
+        "monotone_time",
+        "each symbol's dates strictly increase within each input file, taken in date order (no repeated date)",
+        _monotone,
+    ),
     Rule("no_future_dates", "no bar is dated after today (UTC)", _no_future),
     Rule("plausible_returns", "|log(close / last accepted close)| <= max_abs_log_return", _plausible),
 )
@@ -122,10 +126,12 @@ def add_context_columns(batch: pl.DataFrame, prior: pl.DataFrame, cfg: QualityCo
     """Add ``days_since_prev`` and ``days_after_as_of`` (row-order rules) to a batch.
 
     ``prior`` holds the last stored bar before the batch per symbol (``symbol``, ``date``, ``close``):
-    the first bar of a symbol in the batch is compared with it.
+    the first bar of a symbol in the batch is compared with it. Each file's rows are taken in (symbol,
+    date) order, so rows merely out of order are not broken (``rows_out_of_order`` counts them) and
+    ``monotone_time`` catches a date repeated within a file, or a first bar not after ``prior``'s.
     """
-    # Input order is meaningful within one file; across files only uniqueness is (files are read in name order).
-    prev_date = pl.col("date").shift(1).over("symbol", "source_file", order_by="source_row")
+    # Across files only uniqueness matters (files are read in name order, not date order).
+    prev_date = pl.col("date").shift(1).over("symbol", "source_file", order_by=["date", "source_row"])
     return (
         batch.join(prior.select("symbol", pl.col("date").alias("_prior_date")), on="symbol", how="left")
         .with_columns(prev=pl.coalesce(prev_date, pl.col("_prior_date")))
@@ -174,3 +180,11 @@ def _chained(close: np.ndarray, reference: float, bound: float) -> np.ndarray:
                 continue
         reference = price
     return result
+
+
+def rows_out_of_order(batch: pl.DataFrame) -> int:
+    """Rows dated before an earlier row of the same symbol in the same file (file order, ``source_row``)."""
+    if batch.is_empty():
+        return 0
+    latest = pl.col("date").cum_max().over("symbol", "source_file", order_by="source_row")
+    return int(batch.select((pl.col("date") < latest).sum()).item())

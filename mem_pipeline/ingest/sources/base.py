@@ -33,3 +33,12 @@ class TruthfulSource(Protocol):
     """A source that knows the truth behind its data (the synthetic market) and can save it."""
 
     def write_truth(self, directory: Path) -> list[Path]: ...
+
+
+@runtime_checkable
+class WholeFileSource(Protocol):
+    """A source of whole input files (the user's own): ``read_all`` returns every row the files hold,
+    whatever its date, so the gate sees rows outside the run's window (a future-dated typo) instead of
+    them being filtered away unseen."""
+
+    def read_all(self) -> pl.DataFrame: ...

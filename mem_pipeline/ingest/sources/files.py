@@ -14,6 +14,11 @@ bid, ask    optional numbers (closing quote)
 
 CSV files must be UTF-8. A file that cannot be read this way raises ``SchemaError`` naming the file,
 the rule and, where it applies, the rows (1-based, counting the CSV header as row 1).
+
+Ingest reads every file whole (``read_all``) and validates every row before windowing: a row dated
+outside the run's window is checked too (a future date is quarantined by ``no_future_dates``) and,
+if valid, counted as outside the window and left for the run of its own date. Row order inside a
+file does not matter: rows are taken in (symbol, date) order.
 """
 
 from __future__ import annotations
@@ -46,9 +51,14 @@ class FilesSource:
             raise SchemaError(str(self.directory), "missing_directory", "the files source directory does not exist")
         return sorted(p for p in self.directory.rglob("*") if p.suffix.lower() in (".csv", ".parquet"))
 
-    def fetch(self, start: dt.date, end: dt.date) -> pl.DataFrame:
-        frames = [read_bar_file(p).filter(pl.col("date").is_between(start, end)) for p in self.files()]
+    def read_all(self) -> pl.DataFrame:
+        """Every row of every file, whatever its date (what ingest validates)."""
+        frames = [read_bar_file(p) for p in self.files()]
         return pl.concat(frames) if frames else empty_bars()
+
+    def fetch(self, start: dt.date, end: dt.date) -> pl.DataFrame:
+        """The rows dated ``start..end`` (the ``MarketDataSource`` contract)."""
+        return self.read_all().filter(pl.col("date").is_between(start, end))
 
     def date_range(self) -> tuple[dt.date, dt.date] | None:
         frames = [read_bar_file(p).select("date") for p in self.files()]
