@@ -6,7 +6,9 @@
 3. Skip parents the ledger already has (a duplicate sensor tick or a run retry plans nothing new); put every
    new parent through the pre-trade gate; plan its children with its schedule.
 4. Write all new parents and children (state ``new``) in one transaction — before anything is sent.
-5. Send each child through the circuit breaker, the kill switch checked before each. Replies are booked in
+5. Send each child through the circuit breaker, the kill switch checked before each. Just before each send,
+   one ledger transaction extends the run lock and marks the child sent (``Ledger.mark_sending``): a lost
+   lock (``LedgerBusy``) stops sending, so a slow exchange cannot outlive the lease. Replies are booked in
    batches (every ``flush_every`` replies and at the end): a reply lost to a crash is recovered by the next
    reconciliation, because the order was in the ledger before it was sent.
 6. On any doubt (timeout, lost reply, unexpected exception, duplicate client id) the order is looked up by
@@ -14,8 +16,9 @@
    lookup failed → marked ``submitted`` and left to the next reconciliation. Never resent blindly.
 
 ``crash_hook(step)`` is called at every numbered step (``reconciled``, ``planned``, ``before_send``,
-``after_send``, ``flushed``): a test raises ``SimulatedCrash`` there to kill the "process" between any two
-steps. Wall-clock phases are measured with ``time.perf_counter`` and returned (``timings``, ``latency_s``).
+``marked_sent``, ``after_send``, ``flushed``): a test raises ``SimulatedCrash`` there to kill the "process"
+between any two steps. Wall-clock phases are measured with ``time.perf_counter`` and returned (``timings``,
+``latency_s``).
 """
 
 from __future__ import annotations
@@ -163,10 +166,12 @@ class _Sender:
         hook: CrashHook,
         flush: int,
         keep_lock: Callable[[], None],
+        claim: Callable[[str], None],
     ) -> None:
         self.ledger, self.broker, self.gate, self.breaker, self.hook = ledger, broker, gate, breaker, hook
         self.flush_every = flush
         self.keep_lock = keep_lock
+        self.claim = claim  # extend the run lock and mark the order sent; LedgerBusy: the lock is lost
         self.buffer: list[OrderReport] = []
         self.submitted = self.recovered = self.rejected = 0
         self.absent: list[ChildOrder] = []
@@ -192,6 +197,8 @@ class _Sender:
         if self.stopped_by:
             self.pending.append(child.client_id)
             return
+        self.claim(child.client_id)  # raises LedgerBusy if another executor took the lock: nothing sent
+        self.hook("marked_sent")
         try:
             report = self.broker.submit(child)
         except BrokerRejected as exc:
@@ -361,7 +368,11 @@ def execute(
         hook("planned")
 
         keep = functools.partial(ledger.refresh_lock, owner, lock_ttl_seconds)
-        sender = _Sender(ledger, broker, gate, breaker, hook, flush_every if batched else 1, keep)
+
+        def claim(client_id: str) -> None:
+            ledger.mark_sending(client_id, owner, lock_ttl_seconds)
+
+        sender = _Sender(ledger, broker, gate, breaker, hook, flush_every if batched else 1, keep, claim)
         resend = [r.to_child() for r in rec.absent]
         sender.send_all(resend)
         resent = sender.submitted

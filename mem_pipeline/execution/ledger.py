@@ -16,6 +16,8 @@ import datetime as dt
 import logging
 import math
 import os
+import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -88,6 +90,8 @@ child_orders = sa.Table(
     sa.Column("adopted", sa.Boolean, nullable=False, default=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # set (under the run lock) just before the order goes to the broker: NULL = never sent by anyone
+    sa.Column("sent_at", sa.DateTime),
 )
 fills = sa.Table(
     "fills",
@@ -132,6 +136,65 @@ locks = sa.Table(
 )
 
 
+_IMMEDIATE = "mem_immediate"  # execution option: begin a SQLite transaction with BEGIN IMMEDIATE
+_SCHEMA_LOCK_KEY = 0x4D454D4C  # pg_advisory_xact_lock key serialising schema creation ("MEML")
+
+
+def _sqlite_transactions(engine: sa.Engine, busy_timeout_ms: int) -> None:
+    """Pragmas on connect, and SQLAlchemy (not pysqlite) in charge of ``BEGIN``: ``BEGIN IMMEDIATE`` for
+    writes (``Ledger._write``), plain ``BEGIN`` otherwise (SQLAlchemy docs, "Serializable isolation /
+    Savepoints / Transactional DDL" for pysqlite)."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN of its own
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # first: the next pragmas may wait
+        _wal(cursor, busy_timeout_ms)
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
+
+
+def _wal(cursor: Any, busy_timeout_ms: int) -> None:
+    """Switch to WAL (persistent, once per file). On a brand-new file another process may be switching too:
+    SQLite then answers "database is locked" without waiting on the busy timeout, so retry until it passes."""
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _create_schema(engine: sa.Engine) -> None:
+    """Create missing tables and columns, serialised across processes (SQLite: ``BEGIN IMMEDIATE``;
+    PostgreSQL: a transaction-scoped advisory lock); a lost race on another backend is retried once."""
+    for attempt in range(2):
+        try:
+            with engine.execution_options(**{_IMMEDIATE: True}).begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+                metadata.create_all(conn)
+                columns = {c["name"] for c in sa.inspect(conn).get_columns("child_orders")}
+                if "sent_at" not in columns:  # a ledger from before the sent marker: every order may be sent
+                    conn.execute(sa.text("ALTER TABLE child_orders ADD COLUMN sent_at TIMESTAMP"))
+                    conn.execute(sa.text("UPDATE child_orders SET sent_at = updated_at"))
+            return
+        except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
+            if attempt or "exist" not in str(exc).lower():
+                raise
+            log.info("ledger schema: created concurrently by another process (%s); checking again", exc)
+
+
 def default_url(paths: Paths | None = None) -> str:
     """``sqlite:///<data>/ledger/ledger.sqlite`` (the folder is created)."""
     folder = (paths or Paths.from_env()).ledger
@@ -161,6 +224,7 @@ class ChildRecord:
     average_price: float | None
     broker_order_id: str | None
     adopted: bool
+    sent_at: dt.datetime | None = None  # None: never handed to a broker (safe to send without a lookup)
 
     def to_child(self) -> ChildOrder:
         return ChildOrder(
@@ -179,9 +243,11 @@ class ChildRecord:
 def _record(row: Any) -> ChildRecord:
     """A ``child_orders`` row (all columns, table order) as a ``ChildRecord``."""
     (cid, pid, j, symbol, side, qty, ref, day, cost, state, filled, avg, boid, adopted, *_) = tuple(row)
+    sent_at = row._mapping.get("sent_at")
     return ChildRecord(
-        cid, pid, j, symbol, Side(side), qty, ref, day, cost, OrderState(state), filled, avg, boid, bool(adopted)
-    )
+        cid, pid, j, symbol, Side(side), qty, ref, day, cost, OrderState(state), filled, avg, boid, bool(adopted),
+        sent_at.replace(tzinfo=dt.UTC) if sent_at is not None else None,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -209,24 +275,15 @@ class Ledger:
         busy_timeout_ms: int = 10_000,
     ) -> Ledger:
         """Connect and create the tables if missing. ``url`` empty: ``$MEM_LEDGER_URL``, else SQLite under
-        ``paths.ledger``."""
+        ``paths.ledger``. Safe when several processes open a brand-new ledger at once."""
         url = url or os.environ.get(LEDGER_URL_ENV) or default_url(paths)
         engine = sa.create_engine(url)
         if engine.dialect.name == "sqlite":
             database = engine.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-
-            @sa.event.listens_for(engine, "connect")
-            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-                cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
-                cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-                cursor.execute("PRAGMA foreign_keys=ON")
-                cursor.close()
-
-        metadata.create_all(engine)
+            _sqlite_transactions(engine, busy_timeout_ms)
+        _create_schema(engine)
         return cls(engine, clock)
 
     def close(self) -> None:
@@ -241,40 +298,70 @@ class Ledger:
             raise ExecutionError("ledger clock must return a timezone-aware datetime")
         return now.astimezone(dt.UTC).replace(tzinfo=None)
 
+    def _write(self) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A write transaction; on SQLite it starts with ``BEGIN IMMEDIATE`` (the write lock is taken before
+        the first read, so a read-then-write never works on a stale snapshot)."""
+        return self.engine.execution_options(**{_IMMEDIATE: True}).begin()
+
     # -- run lock -------------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def lock(self, owner: str, ttl_seconds: float = 120.0, name: str = "execute") -> Iterator[None]:
         """Hold the ledger's run lock: two executors (e.g. a sensor tick and a retry) never interleave.
 
-        The holder extends it with ``refresh_lock`` while it works; a lock past its ``expires_at`` (its holder
-        died without releasing it) is taken over."""
-        now = self._now()
-        try:
-            with self.engine.begin() as conn:
-                row = conn.execute(sa.select(locks).where(locks.c.name == name)).first()
-                if row is not None and row.owner != owner and row.expires_at > now:
-                    raise LedgerBusy(f"ledger lock {name!r} is held by {row.owner!r} until {row.expires_at}Z")
-                conn.execute(sa.delete(locks).where(locks.c.name == name))
-                expires = now + dt.timedelta(seconds=ttl_seconds)
-                conn.execute(sa.insert(locks).values(name=name, owner=owner, expires_at=expires))
-        except sa.exc.IntegrityError as exc:  # another executor inserted it between our read and write
-            raise LedgerBusy(f"ledger lock {name!r} was taken by another executor") from exc
+        Acquisition is one atomic conditional write: only a free lock, our own, or one past its ``expires_at``
+        (its holder died without releasing it) is taken; otherwise ``LedgerBusy``. The holder extends it with
+        ``refresh_lock`` (or ``mark_sending``) while it works."""
+        self.acquire_lock(owner, ttl_seconds, name)
         try:
             yield
         finally:
-            with self.engine.begin() as conn:
+            with self._write() as conn:
                 conn.execute(sa.delete(locks).where((locks.c.name == name) & (locks.c.owner == owner)))
+
+    def acquire_lock(self, owner: str, ttl_seconds: float = 120.0, name: str = "execute") -> None:
+        """Take the run lock for ``owner`` (see ``lock``); ``LedgerBusy`` if another live holder has it."""
+        now = self._now()
+        expires = now + dt.timedelta(seconds=ttl_seconds)
+        try:
+            with self._write() as conn:
+                taken = conn.execute(
+                    locks.update()
+                    .where((locks.c.name == name) & ((locks.c.owner == owner) | (locks.c.expires_at < now)))
+                    .values(owner=owner, expires_at=expires)
+                ).rowcount
+                if taken != 1:  # free (no row): insert; a row held by someone else: unique-key violation
+                    conn.execute(sa.insert(locks).values(name=name, owner=owner, expires_at=expires))
+        except sa.exc.IntegrityError as exc:
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(locks).where(locks.c.name == name)).first()
+            held = f"held by {row.owner!r} until {row.expires_at}Z" if row is not None else "taken by another executor"
+            raise LedgerBusy(f"ledger lock {name!r} is {held}") from exc
 
     def refresh_lock(self, owner: str, ttl_seconds: float = 120.0, name: str = "execute") -> None:
         """Extend the lock ``owner`` holds; ``LedgerBusy`` if it lost it (expired and taken over): stop sending."""
+        with self._write() as conn:
+            self._extend(conn, owner, ttl_seconds, name)
+
+    def _extend(self, conn: sa.Connection, owner: str, ttl_seconds: float, name: str) -> None:
         expires = self._now() + dt.timedelta(seconds=ttl_seconds)
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                locks.update().where((locks.c.name == name) & (locks.c.owner == owner)).values(expires_at=expires)
-            )
+        done = conn.execute(
+            locks.update().where((locks.c.name == name) & (locks.c.owner == owner)).values(expires_at=expires)
+        )
         if done.rowcount != 1:
             raise LedgerBusy(f"ledger lock {name!r} is no longer held by {owner!r}; stopping")
+
+    def mark_sending(self, client_id: str, owner: str, ttl_seconds: float = 120.0, name: str = "execute") -> None:
+        """Just before ``client_id`` goes to the broker, in one transaction: extend ``owner``'s lock (``LedgerBusy``
+        if it was lost: do not send) and mark the order sent. A marked order is never resent unless a lookup
+        by client id proves the broker lacks it."""
+        with self._write() as conn:
+            self._extend(conn, owner, ttl_seconds, name)
+            conn.execute(
+                child_orders.update()
+                .where((child_orders.c.client_id == client_id) & child_orders.c.sent_at.is_(None))
+                .values(sent_at=self._now())
+            )
 
     # -- parents and children -------------------------------------------------------------------
 
@@ -309,7 +396,7 @@ class Ledger:
         parent_rows = [_parent_row(p, "approved", None, now) for p, _ in planned]
         parent_rows += [_parent_row(p, "rejected", r, now) for p, r in rejected]
         child_rows = [_child_row(c, OrderState.NEW, now) for _, children in planned for c in children]
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             if parent_rows:
                 conn.execute(sa.insert(parent_orders), parent_rows)
             if child_rows:
@@ -364,7 +451,7 @@ class Ledger:
     def set_states(self, moves: Sequence[tuple[str, OrderState, str]]) -> None:
         """Several single-step moves in one transaction; all or nothing."""
         now = self._now()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             current = self._load(conn, [cid for cid, _, _ in moves])
             rows, log_rows = [], []
             for cid, target, reason in moves:
@@ -399,7 +486,7 @@ class Ledger:
         now = self._now()
         updated = adopted = n_fills = 0
         conflicts: list[str] = []
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             current = self._load(conn, [r.client_id for r in reports])
             known_fills = self._fill_ids(conn, list(current))
             child_updates, log_rows, fill_rows = [], [], []
@@ -695,6 +782,7 @@ def _adopted_row(report: OrderReport, now: dt.datetime) -> dict[str, Any]:
         "adopted": True,
         "created_at": now,
         "updated_at": now,
+        "sent_at": now,  # the broker holds it
     }
 
 
@@ -714,6 +802,7 @@ def _record_from_report(report: OrderReport) -> ChildRecord:
         None,
         report.broker_order_id,
         True,
+        dt.datetime.now(dt.UTC),
     )
 
 

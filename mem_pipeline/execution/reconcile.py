@@ -3,6 +3,9 @@
 * Every live ledger order is looked up (first in the broker's order listing, then one by one by client id
   for those the listing lacks): found → the ledger catches up with the broker's state and fills; proven
   absent and still ``new``/``submitted`` → safe to (re)send; lookup failing → unresolved (never resent).
+  A ``new`` order never marked sent (``sent_at`` empty: no executor handed it to a broker) needs no lookup;
+  one marked sent is resent only after a lookup by client id proves it absent — never because a listing
+  did not show it.
 * Every broker order carrying MEM's client-id prefix that the ledger lacks is adopted (written to the
   ledger with its state and fills), so nothing the broker holds is unknown to MEM.
 * A live ledger order the broker once acknowledged but no longer knows is reported, not resent.
@@ -64,6 +67,9 @@ def reconcile(ledger: Ledger, broker: Broker) -> ReconcileReport:
     missing: list[str] = []
     for record in live:
         report = listing.get(record.client_id)
+        if report is None and record.sent_at is None and record.state is OrderState.NEW:
+            absent.append(record)  # written, never sent by anyone: nothing to look up
+            continue
         if report is None:
             try:
                 report = broker.lookup(record.client_id, record.symbol)

@@ -19,8 +19,8 @@ from assets.pools import LEDGER_POOL
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.decisions.inputs import load_cost_model
 from mem_pipeline.decisions.store import DecisionStore
+from mem_pipeline.execution.fills import book_fills
 from mem_pipeline.execution.market import market_snapshot
-from mem_pipeline.execution.reconcile import reconcile
 from mem_pipeline.execution.runtime import ExecutionRuntime
 from mem_pipeline.ingest import lake as lake_io
 
@@ -67,7 +67,9 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
             # the slippage model the decision was versioned with, not whichever is newest
             cost_model=load_cost_model(paths, decision.manifest["model_hashes"]["slippage"]),
         )
-        after = reconcile(runtime.ledger, runtime.broker)
+        # the post-run check reconciles under the run lock too (no bars: nothing is filled here)
+        ttl = runtime.config.engine.lock_ttl_seconds
+        after = book_fills(runtime.ledger, runtime.broker, lock_ttl_seconds=ttl).reconcile
         children = runtime.ledger.orders_frame()
         gate_limits = runtime.gate.limits.to_dict()
         parents = runtime.ledger.parents_frame()  # after the run
@@ -119,12 +121,14 @@ def order_fills(context: dg.AssetExecutionContext, lake: LakeResource, market: M
     day, _ = window(context)
     runtime = ExecutionRuntime.build(paths=paths)
     try:
-        filled = 0
-        on_bars = getattr(runtime.broker, "on_bars", None)
-        if on_bars is not None:  # the paper broker simulates; a real exchange fills on its own
-            start = day - dt.timedelta(days=HISTORY_DAYS)
-            filled = on_bars(lake_io.read_bars(paths.bars(market.source), start, day))
-        report = reconcile(runtime.ledger, runtime.broker)
+        start = day - dt.timedelta(days=HISTORY_DAYS)
+        booked = book_fills(  # under the ledger's run lock, like execute
+            runtime.ledger,
+            runtime.broker,
+            lambda: lake_io.read_bars(paths.bars(market.source), start, day),
+            lock_ttl_seconds=runtime.config.engine.lock_ttl_seconds,
+        )
+        filled, report = booked.broker_fills, booked.reconcile
         fills = runtime.ledger.fills_for_training()
         positions = runtime.ledger.positions()
     finally:

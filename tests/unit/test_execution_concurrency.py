@@ -1,0 +1,279 @@
+"""The ledger's run lock and schema under real concurrency: executors in separate processes (spawn) racing on
+one ledger and one paper exchange, the sent marker, fills booked under the lock, and 200+ randomized
+multi-process fault scenarios."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import queue
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from execution_procs import (
+    LOOSE,
+    SUBMITS_FILE,
+    CountingBroker,
+    fault_worker,
+    hammer_lock,
+    hold_lock,
+    open_fresh,
+    race_execute,
+    submit_counts,
+)
+from execution_support import DECISION_DATE, bars, order_frame
+
+from mem_pipeline.execution.breaker import CircuitBreaker
+from mem_pipeline.execution.brokers.paper import PaperBroker, PaperConfig
+from mem_pipeline.execution.engine import execute
+from mem_pipeline.execution.errors import LedgerBusy
+from mem_pipeline.execution.gate import PreTradeGate
+from mem_pipeline.execution.ids import client_order_id
+from mem_pipeline.execution.ledger import Ledger
+from mem_pipeline.execution.orders import ChildOrder, OrderReport
+from mem_pipeline.execution.reconcile import reconcile
+from mem_pipeline.execution.states import OrderState
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def _run_processes(target: Callable[..., None], args: Sequence[tuple[Any, ...]], timeout: float = 120) -> list[Any]:
+    """Start one spawned process per ``args`` (each gets the result queue last), wait, return their results."""
+    out = SPAWN.Queue()
+    procs = [SPAWN.Process(target=target, args=(*a, out)) for a in args]
+    for p in procs:
+        p.start()
+    results = []
+    deadline = time.monotonic() + timeout
+    try:
+        for _ in procs:
+            results.append(out.get(timeout=max(deadline - time.monotonic(), 1)))
+    except queue.Empty:
+        pytest.fail(f"only {len(results)} of {len(procs)} processes reported: {results}")
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+    return results
+
+
+def _url(tmp_path: Path, name: str = "ledger.sqlite") -> str:
+    return f"sqlite:///{tmp_path / name}"
+
+
+# -- the run lock -----------------------------------------------------------------------------------------
+
+
+def test_the_run_lock_admits_one_process_at_a_time(tmp_path) -> None:
+    url = _url(tmp_path)
+    Ledger.open(url).close()
+    barrier = SPAWN.Barrier(3)
+    results = _run_processes(hammer_lock, [(url, str(tmp_path / "inside"), 150, barrier)] * 3)
+    acquired = sum(a for a, _ in results)
+    overlaps = sum(o for _, o in results)
+    assert acquired >= 50  # the lock did change hands (busy attempts do not count)
+    assert overlaps == 0, f"{overlaps} times two processes held the lock at once ({acquired} acquisitions)"
+
+
+def test_racing_executor_processes_send_every_child_exactly_once(tmp_path) -> None:
+    url = _url(tmp_path)
+    Ledger.open(url).close()
+    PaperBroker(tmp_path / "paper").close()
+    CountingBroker(PaperBroker(tmp_path / "paper"), tmp_path / SUBMITS_FILE).close()
+    frame = order_frame("v1", ["A", "B", "C"], quantity=[6, 4, 2], n_slices=[3, 2, 2])
+    barrier = SPAWN.Barrier(3)
+    results = _run_processes(race_execute, [(url, str(tmp_path), frame, 0.3, barrier)] * 3)
+    expected = {client_order_id("v1", s, j) for s, n in (("A", 3), ("B", 2), ("C", 2)) for j in range(n)}
+    counts = submit_counts(tmp_path / SUBMITS_FILE)
+    assert counts == dict.fromkeys(expected, 1), counts  # 0 duplicate submits, 0 lost orders
+    assert sorted(n for _, n in results) == [0, 0, 7]  # one executor sent everything, the others nothing
+    ledger, paper = Ledger.open(url), PaperBroker(tmp_path / "paper")
+    assert paper.duplicate_attempts == 0 and set(paper.client_ids()) == expected
+    at_broker = {r.client_id: r.state for r in paper.orders()}
+    assert {c.client_id: c.state for c in ledger.children()} == at_broker
+    assert set(at_broker.values()) == {OrderState.ACKNOWLEDGED}
+
+
+def test_a_held_lock_refuses_other_processes_until_its_lease_expires(tmp_path) -> None:
+    url = _url(tmp_path)
+    Ledger.open(url).close()
+    held, check, out = SPAWN.Event(), SPAWN.Event(), SPAWN.Queue()
+    holder = SPAWN.Process(target=hold_lock, args=(url, 30.0, held, check, out))
+    holder.start()
+    try:
+        assert held.wait(60)
+        now = [dt.datetime.now(dt.UTC)]
+        ledger = Ledger.open(url, clock=lambda: now[0])
+        with pytest.raises(LedgerBusy, match="held by 'holder'"):
+            ledger.acquire_lock("me")
+        now[0] += dt.timedelta(seconds=25)  # within the 30 s lease
+        with pytest.raises(LedgerBusy, match="held by 'holder'"):
+            ledger.acquire_lock("me")
+        now[0] += dt.timedelta(seconds=10)  # past it: the holder counts as dead
+        with ledger.lock("me"):
+            check.set()
+            assert out.get(timeout=60).startswith("lost: ledger lock 'execute' is no longer held by 'holder'")
+    finally:
+        check.set()
+        holder.join(10)
+
+
+def test_a_lost_lock_stops_sending_before_the_next_send_not_only_at_a_flush(tmp_path) -> None:
+    ledger, paper = Ledger.open(_url(tmp_path)), PaperBroker(tmp_path / "paper")
+
+    def usurp(step: str) -> None:  # another executor takes the lock over while this one waits on the exchange
+        if step == "after_send":
+            with ledger.engine.begin() as conn:
+                conn.exec_driver_sql("UPDATE locks SET owner = 'other'")
+
+    frame = order_frame("v1", ["A"], quantity=4, n_slices=4)
+    with pytest.raises(LedgerBusy, match="no longer held"):
+        execute(frame, ledger, paper, PreTradeGate(LOOSE), CircuitBreaker(), flush_every=1000, crash_hook=usurp)
+    assert len(paper.client_ids()) == 1  # the second send was stopped
+
+
+class Unlisted:
+    """The paper exchange, except that its listing shows nothing and lookups can be made to fail."""
+
+    name = "unlisted"
+
+    def __init__(self, inner: PaperBroker, lookups_fail: bool) -> None:
+        self.inner, self.lookups_fail, self.lookups, self.submits = inner, lookups_fail, 0, 0
+
+    def submit(self, order: ChildOrder) -> OrderReport:
+        self.submits += 1
+        return self.inner.submit(order)
+
+    def lookup(self, client_id: str, symbol: str) -> OrderReport | None:
+        self.lookups += 1
+        if self.lookups_fail:
+            raise TimeoutError("lookup timed out")
+        return self.inner.lookup(client_id, symbol)
+
+    def orders(self, symbols: Any = None) -> list[OrderReport]:
+        return []
+
+    def cancel(self, client_id: str, symbol: str) -> OrderReport:
+        return self.inner.cancel(client_id, symbol)
+
+
+def test_an_order_marked_sent_is_resent_only_after_a_lookup_proves_it_absent(tmp_path) -> None:
+    ledger, paper = Ledger.open(_url(tmp_path)), PaperBroker(tmp_path / "paper")
+    frame = order_frame("v1", ["A", "B"], quantity=2, n_slices=1)
+    a, b = client_order_id("v1", "A", 0), client_order_id("v1", "B", 0)
+    crash = [True]
+
+    def die_after_marking(step: str) -> None:  # crash with A marked sent but not yet at the exchange
+        if step == "marked_sent" and crash[0]:
+            crash[0] = False
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute(frame, ledger, paper, PreTradeGate(LOOSE), CircuitBreaker(), crash_hook=die_after_marking)
+    assert ledger.child(a).sent_at is not None and ledger.child(b).sent_at is None
+    assert (ledger.child(a).state, ledger.child(b).state) == (OrderState.NEW, OrderState.NEW)
+
+    blind = Unlisted(paper, lookups_fail=True)  # the listing lacks A and its lookup fails: never resent
+    rec = reconcile(ledger, blind)
+    assert rec.unresolved == (a,) and [r.client_id for r in rec.absent] == [b]
+    assert blind.lookups == 1  # B was never sent by anyone: no lookup needed
+    result = execute(frame, ledger, blind, PreTradeGate(LOOSE), CircuitBreaker())
+    assert (result.submitted, result.reconcile.unresolved) == (1, (a,)) and paper.client_ids() == [b]
+
+    seeing = Unlisted(paper, lookups_fail=False)  # now the lookup proves A absent: sent, exactly once
+    assert execute(frame, ledger, seeing, PreTradeGate(LOOSE), CircuitBreaker()).resent == 1
+    assert sorted(paper.client_ids()) == sorted([a, b]) and paper.duplicate_attempts == 0
+    assert {c.state for c in ledger.children()} == {OrderState.ACKNOWLEDGED}
+
+
+# -- a brand-new ledger opened by several processes -------------------------------------------------------
+
+
+def test_processes_opening_a_brand_new_ledger_together_all_succeed(tmp_path) -> None:
+    urls = [_url(tmp_path / f"fresh{i}") for i in range(30)]  # each in a folder nobody created yet
+    barrier = SPAWN.Barrier(5)
+    assert _run_processes(open_fresh, [(urls, barrier)] * 5) == ["ok"] * 5
+
+
+def test_a_ledger_from_before_the_sent_marker_gains_it_and_counts_old_orders_as_sent(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    url = _url(tmp_path)
+    ledger = Ledger.open(url)
+    execute(order_frame("v1", ["A"], quantity=2, n_slices=2), ledger, PaperBroker(tmp_path / "p"), PreTradeGate(LOOSE),
+            CircuitBreaker())  # fmt: skip
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE child_orders DROP COLUMN sent_at")
+    ledger.close()
+    again = Ledger.open(url)
+    assert all(c.sent_at is not None for c in again.children())
+    assert "sent_at" in {c["name"] for c in sa.inspect(again.engine).get_columns("child_orders")}
+
+
+# -- fills under the run lock -----------------------------------------------------------------------------
+
+
+def test_fills_are_booked_only_under_the_run_lock(tmp_path) -> None:
+    from mem_pipeline.execution.fills import book_fills
+
+    ledger = Ledger.open(_url(tmp_path))
+    paper = PaperBroker(tmp_path / "paper", PaperConfig(participation_cap=0.05))
+    execute(order_frame("v1", ["A"], quantity=30, n_slices=1), ledger, paper, PreTradeGate(LOOSE), CircuitBreaker())
+    market = bars(["A"], start=DECISION_DATE - dt.timedelta(days=25), n_days=30)
+    with ledger.lock("an executor"):
+        with pytest.raises(LedgerBusy, match="held by 'an executor'"):
+            book_fills(ledger, paper, market)
+    assert ledger.positions().is_empty() and paper.orders()[0].filled_quantity == 0  # nothing moved
+    booked = book_fills(ledger, paper, lambda: market)
+    assert booked.broker_fills == 1 and booked.reconcile.new_fills == 1  # 5% of 1000 a bar: one bar fills 30
+    assert dict(ledger.positions().iter_rows()) == {"A": 30.0} and paper.orders()[0].filled_quantity == 30
+
+
+def test_the_order_fills_asset_holds_the_run_lock(tmp_path) -> None:
+    import dagster as dg
+
+    from assets.defs.execution.assets import order_fills
+    from assets.resources import LakeResource, MarketDataResource
+    from mem_pipeline.core.paths import Paths
+    from mem_pipeline.core.schemas import BAR_SCHEMA
+    from mem_pipeline.ingest import lake as lake_io
+
+    data, decided = tmp_path / "data", dt.date(2018, 12, 18)  # inside the DAILY partitions
+    paths = Paths(data)
+    market = bars(["A"], start=decided - dt.timedelta(days=25), n_days=30)
+    market = market.with_columns(source_file=pl.lit("t"), source_row=pl.int_range(pl.len())).cast(BAR_SCHEMA)
+    lake_io.write_partitions(market.select(list(BAR_SCHEMA)), paths.bars("synthetic"))
+    ledger = Ledger.open(None, paths=paths)
+    paper = PaperBroker(paths.ledger / "paper")
+    frame = order_frame("v1", ["A"], quantity=30, n_slices=1, decision_date=decided)
+    execute(frame, ledger, paper, PreTradeGate(LOOSE), CircuitBreaker())
+    resources = {"lake": LakeResource(data_dir=str(data)), "market": MarketDataResource(source="synthetic")}
+    day = (decided + dt.timedelta(days=2)).isoformat()
+    with ledger.lock("an executor"):
+        busy = dg.materialize([order_fills], resources=resources, partition_key=day, raise_on_error=False)
+    assert not busy.success
+    assert ledger.positions().is_empty() and paper.orders()[0].filled_quantity == 0
+    assert dg.materialize([order_fills], resources=resources, partition_key=day).success
+    assert dict(ledger.positions().iter_rows()) == {"A": paper.orders()[0].filled_quantity} != {"A": 0}
+
+
+# -- randomized multi-process fault scenarios ------------------------------------------------------------
+
+
+def test_multi_process_fault_scenarios_never_duplicate_or_lose_orders(tmp_path) -> None:
+    n_workers, seeds = 3, list(range(210))
+    t0 = time.perf_counter()
+    results = _run_processes(
+        fault_worker, [(w, n_workers, seeds, str(tmp_path)) for w in range(n_workers)], timeout=600
+    )
+    errors = [r for status, r in results if status != "ok"]
+    assert not errors, errors
+    totals = {k: sum(r[k] for _, r in results) for k in results[0][1]}
+    print(f"multi-process fault suite: {totals} in {time.perf_counter() - t0:.1f} s")
+    assert totals["scenarios"] == len(seeds)
+    assert totals["crashes"] >= 50 and totals["orders"] >= 500 and totals["filled"] > 0
