@@ -199,13 +199,12 @@ def _market(p: Plan) -> pl.DataFrame:
     return bars(symbols, start=DECISION_DATE - dt.timedelta(days=25), n_days=30, seed=p.seed)
 
 
-def run_executor(p: Plan, worker: int, root: Path) -> dict[str, int]:
+def run_executor(p: Plan, worker: int, root: Path, url: str) -> dict[str, int]:
     """One executor process's part of a scenario: 1-3 lifetimes, each may die at a random step; faulty
     broker, duplicate ticks, paper fills booked under the run lock between lifetimes."""
     from mem_pipeline.execution.fills import book_fills
 
     rng = random.Random(p.seed * 7919 + worker)
-    url = f"sqlite:///{root / 'ledger.sqlite'}"
     stats = {"runs": 0, "crashes": 0, "busy": 0}
     for attempt in range(rng.randint(1, 3)):
         ledger = Ledger.open(url)
@@ -241,10 +240,9 @@ def run_executor(p: Plan, worker: int, root: Path) -> dict[str, int]:
     return stats
 
 
-def check_scenario(p: Plan, root: Path) -> dict[str, int]:
+def check_scenario(p: Plan, root: Path, url: str) -> dict[str, int]:
     """A clean final run of every decision, then the invariants: no duplicate submit, nothing lost,
     ledger = broker (states, fills, positions). Returns counts for the report."""
-    url = f"sqlite:///{root / 'ledger.sqlite'}"
     ledger, paper = Ledger.open(url), PaperBroker(root / "paper", PaperConfig(participation_cap=0.004))
     counting = CountingBroker(paper, root / SUBMITS_FILE)
     for frame in p.frames:
@@ -293,7 +291,7 @@ def rendezvous(folder: Path, worker: int, parties: int, timeout_s: float = 300.0
         time.sleep(0.005)
 
 
-def fault_worker(worker: int, n_workers: int, seeds: list[int], root: str, out: Any) -> None:
+def fault_worker(worker: int, n_workers: int, seeds: list[int], root: str, urls: dict[int, str], out: Any) -> None:
     """One of ``n_workers`` long-lived processes: for each scenario, start together with the others (barrier)
     and play executor ``worker`` if the scenario has that many; then check a share of the scenarios."""
     totals = {"scenarios": 0, "executors": 0, "runs": 0, "crashes": 0, "busy": 0, "orders": 0, "filled": 0}
@@ -302,13 +300,13 @@ def fault_worker(worker: int, n_workers: int, seeds: list[int], root: str, out: 
             p = plan(seed)
             rendezvous(Path(root) / "sync" / str(seed), worker, n_workers)
             if worker < p.executors:
-                stats = run_executor(p, worker, Path(root) / f"s{seed}")
+                stats = run_executor(p, worker, Path(root) / f"s{seed}", urls[seed])
                 totals["executors"] += 1
                 for key in ("runs", "crashes", "busy"):
                     totals[key] += stats[key]
         rendezvous(Path(root) / "sync" / "checks", worker, n_workers)
         for seed in seeds[worker::n_workers]:
-            checked = check_scenario(plan(seed), Path(root) / f"s{seed}")
+            checked = check_scenario(plan(seed), Path(root) / f"s{seed}", urls[seed])
             totals["scenarios"] += 1
             totals["orders"] += checked["orders"]
             totals["filled"] += checked["filled"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -37,8 +38,18 @@ LEGAL_NEXT = {
 }
 
 
+#: The ledger URLs of the running test: every test here runs on SQLite and on PostgreSQL (``ledger_urls``).
+URLS: Callable[[str], str] = lambda name: ""  # noqa: E731 - replaced by the fixture below
+
+
+@pytest.fixture(autouse=True)
+def _backend(ledger_urls: Callable[[str], str]) -> None:
+    global URLS
+    URLS = ledger_urls
+
+
 def world(tmp_path: Path, name: str = "w") -> tuple[Ledger, PaperBroker]:
-    return Ledger.open(f"sqlite:///{tmp_path / name / 'ledger.sqlite'}"), PaperBroker(tmp_path / name / "paper")
+    return Ledger.open(URLS(name)), PaperBroker(tmp_path / name / "paper")
 
 
 def run(frame: pl.DataFrame, ledger: Ledger, broker, gate: PreTradeGate | None = None, **kw):
@@ -218,7 +229,7 @@ def test_a_second_executor_is_refused_while_the_lock_is_held(tmp_path) -> None:
 
 def test_a_dead_executors_lock_is_taken_over_after_its_ttl_and_a_usurped_run_stops(tmp_path) -> None:
     now = [dt.datetime(2024, 1, 2, 9, tzinfo=dt.UTC)]
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    url = URLS("ledger")
     dead = Ledger.open(url, clock=lambda: now[0])
     holder = dead.lock("dead-run", ttl_seconds=120)
     holder.__enter__()  # acquired, never released: the process died
@@ -240,7 +251,7 @@ def test_a_dead_executors_lock_is_taken_over_after_its_ttl_and_a_usurped_run_sto
 
 
 def test_paper_fills_flow_into_ledger_positions_and_slippage_training_data(tmp_path) -> None:
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger = Ledger.open(URLS("ledger"))
     paper = PaperBroker(tmp_path / "paper", PaperConfig(participation_cap=0.02))
     frame = order_frame("v1", ["A", "B"], quantity=[60, 30], side=["buy", "sell"], n_slices=2)
     run(frame, ledger, paper)
@@ -305,7 +316,7 @@ def scenario(seed: int, root: Path) -> dict[str, int]:
     weights = [rng.random() for _ in range(5)]
     scale = rng.uniform(0.1, 0.8) / sum(weights)
     rates = FaultRates(*(w * scale for w in weights), lookup_timeout=rng.uniform(0, 0.3))
-    url = f"sqlite:///{root / 'ledger.sqlite'}"
+    url = URLS(root.name)
     market = bars(symbols, start=DECISION_DATE - dt.timedelta(days=25), n_days=30, seed=seed)
     crashes = 0
     for attempt in range(rng.randint(2, 6)):  # process lifetimes: each may die at a random step
@@ -407,7 +418,7 @@ def test_the_loop_closes_paper_fills_train_the_slippage_model_that_prices_the_ne
     from mem_pipeline.execution.schedules import MarketStats
     from mem_pipeline.models.slippage import SlippageConfig, fit_slippage
 
-    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger = Ledger.open(URLS("ledger"))
     paper = PaperBroker(tmp_path / "paper", PaperConfig(participation_cap=0.01, max_bars=8, seed=5))
     symbols = [f"S{i:02d}" for i in range(30)]
     rng = random.Random(0)
