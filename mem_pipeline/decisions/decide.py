@@ -118,7 +118,7 @@ def _costs(cost_model: CostModel, frame: pl.DataFrame) -> FloatArray:
     return values
 
 
-def _check_inputs(inputs: DecisionInputs, risk_config: RiskConfig) -> None:
+def _check_inputs(inputs: DecisionInputs) -> None:
     signals = inputs.signals
     _require(signals, SIGNAL_COLUMNS, "signals")
     _unique_symbols(signals, "signals")
@@ -130,7 +130,7 @@ def _check_inputs(inputs: DecisionInputs, risk_config: RiskConfig) -> None:
 
 def assess_day(inputs: DecisionInputs, risk_config: RiskConfig) -> RiskAssessment:
     """The risk assessment of the inputs' universe (what ``risk_limits`` stores)."""
-    _check_inputs(inputs, risk_config)
+    _check_inputs(inputs)
     _positions(inputs)
     return assess(
         inputs.decision_date,
@@ -169,7 +169,7 @@ def decide(
     risk_config = risk_config or RiskConfig()
     decision_config = decision_config or DecisionConfig()
     decision_date = inputs.decision_date
-    _check_inputs(inputs, risk_config)
+    _check_inputs(inputs)
     held = _positions(inputs)
     universe = inputs.universe
     if assessment.decision_date != decision_date or list(assessment.universe) != universe:

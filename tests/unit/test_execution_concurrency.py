@@ -81,7 +81,7 @@ def test_racing_executor_processes_send_every_child_exactly_once(tmp_path, ledge
     CountingBroker(PaperBroker(tmp_path / "paper"), tmp_path / SUBMITS_FILE).close()
     frame = order_frame("v1", ["A", "B", "C"], quantity=[6, 4, 2], n_slices=[3, 2, 2])
     barrier = SPAWN.Barrier(3)
-    results = _run_processes(race_execute, [(url, str(tmp_path), frame, 0.3, barrier)] * 3)
+    results = _run_processes(race_execute, [(url, str(tmp_path), frame, 0.3, False, barrier)] * 3)
     expected = {client_order_id("v1", s, j) for s, n in (("A", 3), ("B", 2), ("C", 2)) for j in range(n)}
     counts = submit_counts(tmp_path / SUBMITS_FILE)
     assert counts == dict.fromkeys(expected, 1), counts  # 0 duplicate submits, 0 lost orders
@@ -91,6 +91,21 @@ def test_racing_executor_processes_send_every_child_exactly_once(tmp_path, ledge
     at_broker = {r.client_id: r.state for r in paper.orders()}
     assert {c.client_id: c.state for c in ledger.children()} == at_broker
     assert set(at_broker.values()) == {OrderState.ACKNOWLEDGED}
+
+
+def test_two_versions_of_one_day_racing_in_two_processes_send_one_version_only(tmp_path, ledger_urls) -> None:
+    url = ledger_urls()
+    Ledger.open(url).close()
+    CountingBroker(PaperBroker(tmp_path / "paper"), tmp_path / SUBMITS_FILE).close()
+    frames = [order_frame(version, ["A", "B"], quantity=[4, 2], n_slices=[2, 1]) for version in ("v1", "v2")]
+    barrier = SPAWN.Barrier(2)
+    results = _run_processes(race_execute, [(url, str(tmp_path), f, 0.3, True, barrier) for f in frames])
+    assert sorted(str(n) for _, n in results) == ["3", "refused"]  # one day, one version: the other is refused
+    sent = {cid for cid, n in submit_counts(tmp_path / SUBMITS_FILE).items() if n}
+    by_version = [{client_order_id(v, s, j) for s, n in (("A", 2), ("B", 1)) for j in range(n)} for v in ("v1", "v2")]
+    assert sent in by_version  # exactly the children of one version, each once
+    ledger = Ledger.open(url)
+    assert len(ledger.executed_versions(frames[0]["decision_date"][0])) == 1
 
 
 def test_a_held_lock_refuses_other_processes_until_its_lease_expires(tmp_path, ledger_urls) -> None:
