@@ -1,13 +1,15 @@
 """500 parent orders of one decision → all 2,500 child orders at the paper broker (target < 1 s, domain time).
 
-Usage: python -m bench.bench_execution [repeats]
+Usage: python -m bench.bench_execution [repeats] [sqlite,postgresql]
 
 Each repeat starts from an empty ledger and paper broker (SQLite files in a throw-away folder) and times
 ``execute`` end to end: reconcile, gate, schedule (TWAP/VWAP/Almgren–Chriss, 5 slices), the ledger write
 before sending and 2,500 submissions with their acknowledgements booked. The baseline is the same path
 with one ledger transaction per parent and per broker reply instead of batched writes. Also reported: the
 latency from the decision frame to the last child accepted by the broker, and a duplicate tick (the same
-decision again: reconcile 2,500 live orders, send nothing).
+decision again: reconcile 2,500 live orders, send nothing). Backends alternate within each repeat: SQLite
+(a file) and PostgreSQL (a fresh database per run on a throw-away local server, ``tests/postgres_server.py``,
+or ``MEM_TEST_POSTGRES_URL``).
 """
 
 from __future__ import annotations
@@ -57,16 +59,16 @@ def decision(n: int = N_PARENTS) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=ORDER_SCHEMA)
 
 
-CPU: dict[bool, list[float]] = {True: [], False: []}  # process CPU seconds of the first execute
+CPU: dict[tuple[str, bool], list[float]] = {}  # process CPU seconds of the first execute
 
 
-def one_run(root: Path, batched: bool) -> tuple[ExecutionResult, ExecutionResult]:
-    ledger = Ledger.open(f"sqlite:///{root / 'ledger.sqlite'}")
+def one_run(url: str, root: Path, batched: bool, backend: str) -> tuple[ExecutionResult, ExecutionResult]:
+    ledger = Ledger.open(url)
     broker = PaperBroker(root / "paper")
     frame = decision()
     cpu = time.process_time()
     first = execute(frame, ledger, broker, PreTradeGate(GATE), CircuitBreaker(), batched=batched)
-    CPU[batched].append(time.process_time() - cpu)
+    CPU.setdefault((backend, batched), []).append(time.process_time() - cpu)
     assert first.submitted == N_PARENTS * N_SLICES and not first.pending, first.summary()
     again = execute(frame, ledger, broker, PreTradeGate(GATE), CircuitBreaker(), batched=batched)
     assert again.submitted == 0 and broker.duplicate_attempts == 0
@@ -75,51 +77,72 @@ def one_run(root: Path, batched: bool) -> tuple[ExecutionResult, ExecutionResult
     return first, again
 
 
-def main(repeats: int = 5) -> None:
-    samples: dict[str, list[ExecutionResult]] = {"batched": [], "baseline": [], "tick": []}
-    with tempfile.TemporaryDirectory(prefix="mem-bench-exec-") as tmp:
-        for r in range(repeats):
-            for batched in (True, False):
-                first, again = one_run(Path(tmp) / f"{r}-{batched}", batched)
-                samples["batched" if batched else "baseline"].append(first)
-                if batched:
-                    samples["tick"].append(again)
+def main(repeats: int = 5, backends: tuple[str, ...] = ("sqlite", "postgresql")) -> None:
+    samples: dict[tuple[str, str], list[ExecutionResult]] = {}
+    server = None
+    if "postgresql" in backends:
+        from tests.postgres_server import PostgresServer
+
+        server = PostgresServer.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="mem-bench-exec-") as tmp:
+            for r in range(repeats):
+                for backend in backends:
+                    for batched in (True, False):
+                        root = Path(tmp) / f"{r}-{backend}-{batched}"
+                        url = f"sqlite:///{root / 'ledger.sqlite'}" if backend == "sqlite" else server.new_database()
+                        first, again = one_run(url, root, batched, backend)
+                        samples.setdefault((backend, "batched" if batched else "baseline"), []).append(first)
+                        if batched:
+                            samples.setdefault((backend, "tick"), []).append(again)
+    finally:
+        if server is not None:
+            server.stop()
 
     def med(results: list[ExecutionResult], key: str) -> float:
         return statistics.median(x.timings[key] if key != "latency" else (x.latency_s or 0.0) for x in results)
 
-    b = samples["batched"]
-    phases = ", ".join(
-        f"{k.removesuffix('_s')} {med(b, k) * 1000:.0f} ms"
-        for k in ("reconcile_s", "gate_and_plan_s", "ledger_write_s", "send_s")
-    )
     n = N_PARENTS * N_SLICES
-    report(
-        f"Execution: {N_PARENTS} parents → {n} child orders at the paper broker (domain time)",
-        [
-            Timing(
-                "baseline: a transaction per parent and per reply",
-                med(samples["baseline"], "total_s"),
-                repeats,
-                f"CPU {statistics.median(CPU[False]):.3f} s",
-            ),
-            Timing(
-                "execute (batched ledger writes)",
-                med(b, "total_s"),
-                repeats,
-                f"target < 1 s; CPU {statistics.median(CPU[True]):.3f} s; {phases}",
-            ),
-        ],
-        baseline="baseline: a transaction per parent and per reply",
-    )
-    report(
-        "Execution latency",
-        [
-            Timing("decision frame → last child accepted by the broker", med(b, "latency"), repeats),
-            Timing(f"duplicate tick: reconcile {n:,} live orders, send none", med(samples["tick"], "total_s"), repeats),
-        ],
-    )
+    for backend in backends:
+        b = samples[(backend, "batched")]
+        phases = ", ".join(
+            f"{k.removesuffix('_s')} {med(b, k) * 1000:.0f} ms"
+            for k in ("reconcile_s", "gate_and_plan_s", "ledger_write_s", "send_s")
+        )
+        base = f"{backend} baseline: a transaction per parent and per reply"
+        report(
+            f"Execution on {backend}: {N_PARENTS} parents → {n} child orders at the paper broker (domain time)",
+            [
+                Timing(
+                    base,
+                    med(samples[(backend, "baseline")], "total_s"),
+                    repeats,
+                    f"CPU {statistics.median(CPU[(backend, False)]):.3f} s",
+                ),
+                Timing(
+                    f"{backend} execute (batched ledger writes)",
+                    med(b, "total_s"),
+                    repeats,
+                    f"target < 1 s; CPU {statistics.median(CPU[(backend, True)]):.3f} s; {phases}",
+                ),
+            ],
+            baseline=base,
+        )
+        report(
+            f"Execution latency on {backend}",
+            [
+                Timing("decision frame → last child accepted by the broker", med(b, "latency"), repeats),
+                Timing(
+                    f"duplicate tick: reconcile {n:,} live orders, send none",
+                    med(samples[(backend, "tick")], "total_s"),
+                    repeats,
+                ),
+            ],
+        )
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    main(
+        int(sys.argv[1]) if len(sys.argv) > 1 else 5,
+        tuple(sys.argv[2].split(",")) if len(sys.argv) > 2 else ("sqlite", "postgresql"),
+    )

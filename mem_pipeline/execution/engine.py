@@ -2,15 +2,21 @@
 
 1. Reconcile the ledger with the broker (catch up on fills and states, adopt unknown MEM orders, find the
    orders a previous run wrote but never got to the broker).
-2. Send again the orders reconciliation proved absent (same client id).
+2. Send again the orders reconciliation proved absent (same client id) — unless they are older than the
+   child time to live (``child_ttl_seconds``, from the plan's write): those expire unsent, with the reason in
+   the ledger's transition log. A child left ``new`` by the kill switch or an open breaker, or absent after
+   every retry, is thus never sent days later at a price and exposure nobody checked.
 3. Skip parents the ledger already has (a duplicate sensor tick or a run retry plans nothing new); put every
    new parent through the pre-trade gate; plan its children with its schedule.
 4. Write all new parents and children (state ``new``) in one transaction — before anything is sent.
-5. Send each child through the circuit breaker, the kill switch checked before each. Just before each send,
-   one ledger transaction extends the run lock and marks the child sent (``Ledger.mark_sending``): a lost
-   lock (``LedgerBusy``) stops sending, so a slow exchange cannot outlive the lease. Replies are booked in
-   batches (every ``flush_every`` replies and at the end): a reply lost to a crash is recovered by the next
-   reconciliation, because the order was in the ledger before it was sent.
+5. Send each child through the circuit breaker, the kill switch checked before each. Before a chunk of
+   children is sent, one ledger transaction extends the run lock and marks them sent (``Ledger.mark_sending``;
+   a marked order is resent only after a lookup proves the broker lacks it). Before every send the lease is
+   checked on the ledger's clock: once half its time to live has passed it is extended first, and a lost
+   lock (``LedgerBusy``) stops sending, so a slow exchange never sends on a lease another executor may have
+   taken over. Replies are booked in batches (every ``flush_every`` replies and at the end; each flush also
+   extends the lock): a reply lost to a crash is recovered by the next reconciliation, because the order was
+   in the ledger before it was sent.
 6. On any doubt (timeout, lost reply, unexpected exception, duplicate client id) the order is looked up by
    client id: found → adopted; proven absent → sent again later in this run (``retries`` passes);
    lookup failed → marked ``submitted`` and left to the next reconciliation. Never resent blindly.
@@ -23,7 +29,6 @@ between any two steps. Wall-clock phases are measured with ``time.perf_counter``
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -48,7 +53,7 @@ from mem_pipeline.execution.gate import (
     PreTradeGate,
     Rejection,
 )
-from mem_pipeline.execution.ledger import Ledger
+from mem_pipeline.execution.ledger import ChildRecord, Ledger
 from mem_pipeline.execution.orders import ChildOrder, OrderReport
 from mem_pipeline.execution.reconcile import ReconcileReport, reconcile
 from mem_pipeline.execution.schedules import CostModel, MarketStats, ScheduleConfig, plan_children
@@ -73,8 +78,11 @@ class EngineConfig(ParamsConfig):
     retries: int = 2
     retry_delay_seconds: float = 0.0
     lock_ttl_seconds: float = 120.0
+    child_ttl_seconds: float = 28_800.0  # 8 h: an unsent child older than this expires instead of being sent
 
     def __post_init__(self) -> None:
+        if self.child_ttl_seconds <= 0:
+            raise ExecutionError(f"execution.child_ttl_seconds must be > 0, got {self.child_ttl_seconds}")
         if self.broker not in BROKERS:
             raise ExecutionError(f"execution.broker must be one of {list(BROKERS)}, got {self.broker!r}")
         if self.flush_every < 1 or self.retries < 0 or self.retry_delay_seconds < 0:
@@ -120,6 +128,7 @@ class ExecutionResult:
     recovered: int  # doubtful sends found at the broker by lookup
     broker_rejected: int
     pending: tuple[str, ...]  # left `new` (kill switch, open breaker, or absent after every retry)
+    expired: tuple[str, ...]  # unsent children older than the time to live: expired, not sent
     unresolved: tuple[str, ...]  # lookup failed: the next reconciliation decides
     stopped_by: str  # "" | "kill_switch" | "circuit_breaker"
     breaker: dict[str, Any]
@@ -141,6 +150,7 @@ class ExecutionResult:
             "recovered": self.recovered,
             "broker_rejected": self.broker_rejected,
             "pending": len(self.pending),
+            "expired": len(self.expired),
             "unresolved": len(self.unresolved),
             "stopped_by": self.stopped_by,
             "breaker": self.breaker,
@@ -154,6 +164,34 @@ def _no_crash(step: str) -> None:
     return None
 
 
+MARK_CHUNK = 50  # children marked sent per ledger transaction (a crash costs at most this many lookups)
+
+
+class _Lease:
+    """The run lock as the sender holds it. ``since``: a time no later than its last extension, on the
+    ledger's clock (the clock the lock's expiry is written with)."""
+
+    def __init__(self, ledger: Ledger, owner: str, ttl_seconds: float) -> None:
+        self.ledger, self.owner, self.ttl = ledger, owner, ttl_seconds
+        self.since = ledger.now()  # taken before the lock is acquired
+
+    def keep(self) -> None:
+        """Before a send: extend the lock once half its time to live has passed (``LedgerBusy`` if lost)."""
+        if (self.ledger.now() - self.since).total_seconds() > self.ttl / 2:
+            self.extend()
+
+    def extend(self) -> None:
+        at = self.ledger.now()
+        self.ledger.refresh_lock(self.owner, self.ttl)
+        self.since = at
+
+    def mark_sent(self, client_ids: Sequence[str]) -> None:
+        """Extend the lock and mark ``client_ids`` sent, in one transaction (``LedgerBusy``: nothing marked)."""
+        at = self.ledger.now()
+        self.ledger.mark_sending(client_ids, self.owner, self.ttl)
+        self.since = at
+
+
 class _Sender:
     """Sends children, books replies in batches, resolves doubts by lookup; the only path to the broker."""
 
@@ -165,13 +203,12 @@ class _Sender:
         breaker: CircuitBreaker,
         hook: CrashHook,
         flush: int,
-        keep_lock: Callable[[], None],
-        claim: Callable[[str], None],
+        lease: _Lease,
     ) -> None:
         self.ledger, self.broker, self.gate, self.breaker, self.hook = ledger, broker, gate, breaker, hook
         self.flush_every = flush
-        self.keep_lock = keep_lock
-        self.claim = claim  # extend the run lock and mark the order sent; LedgerBusy: the lock is lost
+        self.lease = lease
+        self.marked: set[str] = set()  # marked sent in this run
         self.buffer: list[OrderReport] = []
         self.submitted = self.recovered = self.rejected = 0
         self.absent: list[ChildOrder] = []
@@ -181,8 +218,16 @@ class _Sender:
         self.last_accept: float | None = None
 
     def send_all(self, children: Sequence[ChildOrder]) -> None:
-        for child in children:
-            self.send(child)
+        for i in range(0, len(children), MARK_CHUNK):
+            chunk = children[i : i + MARK_CHUNK]
+            if not self.stopped_by:
+                self._mark([c.client_id for c in chunk])
+            for child in chunk:
+                self.send(child)
+
+    def _mark(self, client_ids: Sequence[str]) -> None:
+        self.lease.mark_sent(client_ids)  # LedgerBusy if another executor took the lock: nothing sent
+        self.marked.update(client_ids)
 
     def send(self, child: ChildOrder) -> None:
         if not self.stopped_by:
@@ -197,7 +242,10 @@ class _Sender:
         if self.stopped_by:
             self.pending.append(child.client_id)
             return
-        self.claim(child.client_id)  # raises LedgerBusy if another executor took the lock: nothing sent
+        if child.client_id in self.marked:
+            self.lease.keep()  # LedgerBusy if the lease ran out and another executor took it: not sent
+        else:
+            self._mark([child.client_id])
         self.hook("marked_sent")
         try:
             report = self.broker.submit(child)
@@ -266,7 +314,7 @@ class _Sender:
             self.ledger.apply_reports(self.buffer, "broker reply")
             self.buffer = []
             self.hook("flushed")
-            self.keep_lock()  # raises LedgerBusy if another executor took over: stop sending
+            self.lease.extend()  # raises LedgerBusy if another executor took over: stop sending
 
 
 def _rejected(child: ChildOrder, reason: str) -> OrderReport:
@@ -277,6 +325,24 @@ def _rejected(child: ChildOrder, reason: str) -> OrderReport:
 
 class SecondVersionRefused(ExecutionError):
     """A later decision version of a day that was already executed: its orders would double the day's trades."""
+
+
+def _expire_stale(ledger: Ledger, absent: Sequence[ChildRecord], ttl_seconds: float) -> list[str]:
+    """Expire the unsent children older than ``ttl_seconds``; their client ids. The reason names the age."""
+    now = ledger.now()
+    moves = [
+        (
+            r.client_id,
+            OrderState.EXPIRED,
+            f"expired unsent: {r.age_seconds(now):.0f} s old, time to live {ttl_seconds:g} s",
+        )
+        for r in absent
+        if r.age_seconds(now) > ttl_seconds
+    ]
+    if moves:
+        log.warning("execute: %d unsent children older than %g s expired, not sent", len(moves), ttl_seconds)
+        ledger.set_states(moves)
+    return [cid for cid, _, _ in moves]
 
 
 def _one_version_per_day(ledger: Ledger, parents: Sequence[Order]) -> None:
@@ -313,6 +379,7 @@ def execute(
     lock_owner: str | None = None,
     lock_ttl_seconds: float = 120.0,
     one_version_per_day: bool = False,
+    child_ttl_seconds: float = EngineConfig.child_ttl_seconds,
 ) -> ExecutionResult:
     """Execute the parent orders of ``orders`` (``ORDER_SCHEMA``; one or more decision versions).
 
@@ -326,11 +393,13 @@ def execute(
     benchmark's baseline). Idempotent: run twice on the same frame, the second run sends nothing.
     ``one_version_per_day``: refuse (``SecondVersionRefused``, checked under the run lock) a decision version
     when another version of the same day already has orders in the ledger (the production path sets it).
+    ``child_ttl_seconds``: an unsent child (left ``new``, or proven absent) older than this is expired, not sent.
     """
     t0 = time.perf_counter()
     hook = crash_hook or _no_crash
     parents = orders_from_frame(orders)
     owner = lock_owner or f"execute:{os.getpid()}:{t0}"
+    lease = _Lease(ledger, owner, lock_ttl_seconds)
     with ledger.lock(owner, lock_ttl_seconds):
         rec = reconcile(ledger, broker)
         t_rec = time.perf_counter()
@@ -367,17 +436,12 @@ def execute(
         t_write = time.perf_counter()
         hook("planned")
 
-        keep = functools.partial(ledger.refresh_lock, owner, lock_ttl_seconds)
-
-        def claim(client_id: str) -> None:
-            ledger.mark_sending(client_id, owner, lock_ttl_seconds)
-
-        sender = _Sender(ledger, broker, gate, breaker, hook, flush_every if batched else 1, keep, claim)
-        resend = [r.to_child() for r in rec.absent]
+        sender = _Sender(ledger, broker, gate, breaker, hook, flush_every if batched else 1, lease)
+        expired = _expire_stale(ledger, rec.absent, child_ttl_seconds)
+        resend = [r.to_child() for r in rec.absent if r.client_id not in expired]
         sender.send_all(resend)
         resent = sender.submitted
-        for _, children in planned:
-            sender.send_all(children)
+        sender.send_all([child for _, children in planned for child in children])
         for _ in range(retries):
             if not sender.absent or sender.stopped_by:
                 break
@@ -402,6 +466,7 @@ def execute(
         recovered=sender.recovered,
         broker_rejected=sender.rejected,
         pending=pending,
+        expired=tuple(expired),
         unresolved=tuple(sender.unresolved),
         stopped_by=sender.stopped_by,
         breaker=breaker.snapshot(),

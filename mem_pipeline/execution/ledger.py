@@ -16,8 +16,6 @@ import datetime as dt
 import logging
 import math
 import os
-import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +30,7 @@ from mem_pipeline.core.schemas import POSITION_SCHEMA
 from mem_pipeline.core.schemas import SLIPPAGE_DATE as DATE
 from mem_pipeline.core.schemas import SLIPPAGE_FEATURES as FEATURES
 from mem_pipeline.core.schemas import SLIPPAGE_TARGET as TARGET
+from mem_pipeline.core.sqlite_wal import enable_wal
 from mem_pipeline.execution.errors import ExecutionError, IllegalTransition, LedgerBusy
 from mem_pipeline.execution.gate import Rejection
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport
@@ -150,7 +149,7 @@ def _sqlite_transactions(engine: sa.Engine, busy_timeout_ms: int) -> None:
         dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN of its own
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")  # first: the next pragmas may wait
-        _wal(cursor, busy_timeout_ms)
+        enable_wal(cursor, busy_timeout_ms)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -158,21 +157,6 @@ def _sqlite_transactions(engine: sa.Engine, busy_timeout_ms: int) -> None:
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_IMMEDIATE) else "BEGIN")
-
-
-def _wal(cursor: Any, busy_timeout_ms: int) -> None:
-    """Switch to WAL (persistent, once per file). On a brand-new file another process may be switching too:
-    SQLite then answers "database is locked" without waiting on the busy timeout, so retry until it passes."""
-    deadline = time.monotonic() + busy_timeout_ms / 1000
-    while True:
-        try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _create_schema(engine: sa.Engine) -> None:
@@ -225,6 +209,11 @@ class ChildRecord:
     broker_order_id: str | None
     adopted: bool
     sent_at: dt.datetime | None = None  # None: never handed to a broker (safe to send without a lookup)
+    created_at: dt.datetime | None = None  # when the plan was written (UTC): its age decides expiry
+
+    def age_seconds(self, now: dt.datetime) -> float:
+        """Seconds since the plan was written, at ``now`` (aware); 0 for a record without ``created_at``."""
+        return 0.0 if self.created_at is None else (now - self.created_at).total_seconds()
 
     def to_child(self) -> ChildOrder:
         return ChildOrder(
@@ -243,10 +232,11 @@ class ChildRecord:
 def _record(row: Any) -> ChildRecord:
     """A ``child_orders`` row (all columns, table order) as a ``ChildRecord``."""
     (cid, pid, j, symbol, side, qty, ref, day, cost, state, filled, avg, boid, adopted, *_) = tuple(row)
-    sent_at = row._mapping.get("sent_at")
+    sent_at, created_at = row._mapping.get("sent_at"), row._mapping.get("created_at")
     return ChildRecord(
         cid, pid, j, symbol, Side(side), qty, ref, day, cost, OrderState(state), filled, avg, boid, bool(adopted),
         sent_at.replace(tzinfo=dt.UTC) if sent_at is not None else None,
+        created_at.replace(tzinfo=dt.UTC) if created_at is not None else None,
     )  # fmt: skip
 
 
@@ -291,6 +281,10 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"Ledger({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    def now(self) -> dt.datetime:
+        """The ledger clock's time (aware, UTC): the time its rows are stamped with."""
+        return self._now().replace(tzinfo=dt.UTC)
 
     def _now(self) -> dt.datetime:
         now = self._clock()
@@ -351,17 +345,21 @@ class Ledger:
         if done.rowcount != 1:
             raise LedgerBusy(f"ledger lock {name!r} is no longer held by {owner!r}; stopping")
 
-    def mark_sending(self, client_id: str, owner: str, ttl_seconds: float = 120.0, name: str = "execute") -> None:
-        """Just before ``client_id`` goes to the broker, in one transaction: extend ``owner``'s lock (``LedgerBusy``
-        if it was lost: do not send) and mark the order sent. A marked order is never resent unless a lookup
+    def mark_sending(
+        self, client_ids: Sequence[str], owner: str, ttl_seconds: float = 120.0, name: str = "execute"
+    ) -> None:
+        """Just before ``client_ids`` go to the broker, in one transaction: extend ``owner``'s lock (``LedgerBusy``
+        if it was lost: do not send) and mark the orders sent. A marked order is never resent unless a lookup
         by client id proves the broker lacks it."""
         with self._write() as conn:
             self._extend(conn, owner, ttl_seconds, name)
-            conn.execute(
-                child_orders.update()
-                .where((child_orders.c.client_id == client_id) & child_orders.c.sent_at.is_(None))
-                .values(sent_at=self._now())
-            )
+            now = self._now()
+            for i in range(0, len(client_ids), _CHUNK):
+                conn.execute(
+                    child_orders.update()
+                    .where(child_orders.c.client_id.in_(client_ids[i : i + _CHUNK]) & child_orders.c.sent_at.is_(None))
+                    .values(sent_at=now)
+                )
 
     # -- parents and children -------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class ExecutionRuntime:
         kw.setdefault("retries", e.retries)
         kw.setdefault("retry_delay_seconds", e.retry_delay_seconds)
         kw.setdefault("lock_ttl_seconds", e.lock_ttl_seconds)
+        kw.setdefault("child_ttl_seconds", e.child_ttl_seconds)
         kw.setdefault("schedule", self.config.schedule)
         kw.setdefault("one_version_per_day", True)
         return execute(orders, self.ledger, self.broker, self.gate, self.breaker, last_prices=last_prices, **kw)

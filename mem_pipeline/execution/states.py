@@ -32,8 +32,9 @@ S = OrderState
 TERMINAL: frozenset[OrderState] = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED})
 _ENDINGS = {S.CANCELLED, S.REJECTED, S.EXPIRED}
 ALLOWED: dict[OrderState, frozenset[OrderState]] = {
-    # A new order never sent may be cancelled (e.g. kill switch) or refused by the broker on send.
-    S.NEW: frozenset({S.SUBMITTED, S.CANCELLED, S.REJECTED}),
+    # A new order never sent may be cancelled (e.g. kill switch), refused by the broker on send, or expire
+    # unsent (older than the engine's child time to live).
+    S.NEW: frozenset({S.SUBMITTED, S.CANCELLED, S.REJECTED, S.EXPIRED}),
     S.SUBMITTED: frozenset({S.ACKNOWLEDGED, S.PARTIALLY_FILLED, S.FILLED} | _ENDINGS),
     S.ACKNOWLEDGED: frozenset({S.PARTIALLY_FILLED, S.FILLED} | _ENDINGS),
     S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED}),

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+import sqlalchemy as sa
 
 from assets.defs.decisions.assets import trade_decisions
 from assets.defs.execution.assets import executed_orders, order_fills
@@ -63,15 +64,21 @@ def _decide(resources, instance, day: dt.date) -> str:
     return event.event_specific_data.materialization.metadata["decision_version"].value
 
 
-def _execute(resources, instance, request: dg.RunRequest) -> dict:
-    result = dg.materialize(
+def _launch(resources, instance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """The run the sensor's request starts (its tags, run key and config), in process."""
+    return dg.materialize(
         [executed_orders],
         resources=resources,
         partition_key=request.partition_key,
         run_config=request.run_config,
         instance=instance,
-        tags={"dagster/run_key": request.run_key},
+        tags={**request.tags, "dagster/run_key": request.run_key},
+        raise_on_error=False,
     )
+
+
+def _execute(resources, instance, request: dg.RunRequest) -> dict:
+    result = _launch(resources, instance, request)
     assert result.success
     assert all(c.passed for c in result.get_asset_check_evaluations())
     [event] = result.get_asset_materialization_events()
@@ -165,3 +172,52 @@ def test_no_credential_reaches_records_metadata_or_files(setup) -> None:
             leaks += [f"{path}: {v}" for v in FAKE.values() if v.encode() in data]
     assert instance.get_runs(), "the other test should have left runs to scan"
     assert leaks == []
+
+
+def test_a_failed_execution_run_is_retried_by_the_sensor_and_completes_without_a_duplicate(
+    setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger becomes unreachable after the first orders reached the broker: the run fails. The sensor's
+    next tick requests the version again under a new run key; that run reconciles, finds what the first sent
+    (its replies were never booked), and sends only the rest."""
+    from mem_pipeline.execution import engine
+    from mem_pipeline.execution.brokers.paper import PaperBroker
+
+    data_dir, resources, instance = setup
+    version = _decide(resources, instance, NEXT)
+    tick = new_decisions(dg.build_sensor_context(instance=instance, resources=resources))
+    [request] = [r for r in tick.run_requests if r.partition_key == NEXT.isoformat()]
+    submits: list[str] = []
+    submit, mark_sending = PaperBroker.submit, Ledger.mark_sending
+
+    def counted_submit(self, order):
+        submits.append(order.client_id)
+        return submit(self, order)
+
+    def ledger_gone(self, client_ids, *args, **kw):
+        if submits:  # the second chunk: the ledger's server has gone away
+            raise sa.exc.OperationalError("UPDATE child_orders", {}, Exception("server closed the connection"))
+        return mark_sending(self, client_ids, *args, **kw)
+
+    monkeypatch.setattr(PaperBroker, "submit", counted_submit)
+    monkeypatch.setattr(Ledger, "mark_sending", ledger_gone)
+    monkeypatch.setattr(engine, "MARK_CHUNK", 10)
+    failed = _launch(resources, instance, request)
+    sent_by_the_failed_run = set(submits)
+    assert not failed.success and len(sent_by_the_failed_run) == 10
+    monkeypatch.setattr(Ledger, "mark_sending", mark_sending)
+
+    again = new_decisions(dg.build_sensor_context(instance=instance, resources=resources, cursor=tick.cursor))
+    [retry] = again.run_requests
+    assert (retry.run_key, retry.partition_key) == (f"{version}:retry-1", NEXT.isoformat())
+    metadata = _execute(resources, instance, retry)
+    ledger = Ledger.open(None, paths=LakeResource(data_dir=str(data_dir)).paths())
+    parents = ledger.parents_frame().filter(pl.col("decision_version") == version).select("parent_id")
+    children = ledger.orders_frame().join(parents, on="parent_id", how="semi")
+    ledger.close()
+    assert metadata["submitted"] == len(submits) - len(sent_by_the_failed_run) > 0
+    assert len(submits) == len(set(submits))  # every child reached the broker once
+    assert sorted(children["client_id"]) == sorted(submits)  # and every child of the version did
+    assert set(children["state"]) <= {"acknowledged", "partially_filled", "filled"}
+    settled = new_decisions(dg.build_sensor_context(instance=instance, resources=resources, cursor=again.cursor))
+    assert settled.run_requests == [] and json.loads(settled.cursor)["pending"] == {}

@@ -4,14 +4,17 @@ and the randomized multi-process fault scenarios."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
+import pytest
 
 from mem_pipeline.execution.breaker import CircuitBreaker
 from mem_pipeline.execution.brokers.paper import PaperBroker
@@ -20,6 +23,31 @@ from mem_pipeline.execution.errors import LedgerBusy
 from mem_pipeline.execution.gate import GateConfig, PreTradeGate
 from mem_pipeline.execution.ledger import Ledger
 from mem_pipeline.execution.orders import ChildOrder, OrderReport
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def run_processes(target: Callable[..., None], args: Sequence[tuple[Any, ...]], timeout: float = 120) -> list[Any]:
+    """Start one spawned process per ``args`` (each gets the result queue last), wait, return their results."""
+    out = SPAWN.Queue()
+    procs = [SPAWN.Process(target=target, args=(*a, out)) for a in args]
+    for p in procs:
+        p.start()
+    results = []
+    deadline = time.monotonic() + timeout
+    try:
+        for _ in procs:
+            results.append(out.get(timeout=max(deadline - time.monotonic(), 1)))
+    except queue.Empty:
+        codes = [p.exitcode for p in procs]
+        pytest.fail(f"only {len(results)} of {len(procs)} processes reported (exit codes {codes}): {results}")
+    finally:
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+    return results
+
 
 LOOSE = GateConfig(max_order_notional=1e9, max_position_notional=1e9, max_gross_exposure=1e12)
 SUBMITS_FILE = "submits.sqlite"
@@ -154,15 +182,16 @@ def hold_lock(url: str, ttl_seconds: float, held: Any, check: Any, out: Any) -> 
     ledger.close()
 
 
-def open_fresh(urls: list[str], barrier: Any, out: Any) -> None:
-    """Open each (brand-new) ledger of ``urls`` together with the other processes (barrier before each);
-    report "ok" or the first error."""
+def open_fresh(urls: list[str], paper_root: str, barrier: Any, out: Any) -> None:
+    """Open each (brand-new) ledger of ``urls``, and a brand-new paper exchange beside it, together with the
+    other processes (barrier before each); report "ok" or the first error."""
     try:
-        for url in urls:
+        for i, url in enumerate(urls):
             barrier.wait()
             ledger = Ledger.open(url)
             ledger.record_plan([])
             ledger.close()
+            PaperBroker(Path(paper_root) / f"paper{i}").close()
         out.put("ok")
     except Exception as exc:  # noqa: BLE001 - reported to the test
         barrier.abort()

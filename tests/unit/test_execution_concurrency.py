@@ -5,22 +5,20 @@ multi-process fault scenarios."""
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
-import queue
-import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import polars as pl
 import pytest
 from execution_procs import (
     LOOSE,
+    SPAWN,
     SUBMITS_FILE,
     CountingBroker,
     hammer_lock,
     hold_lock,
     open_fresh,
     race_execute,
+    run_processes,
     submit_counts,
 )
 from execution_support import DECISION_DATE, bars, order_frame
@@ -36,30 +34,6 @@ from mem_pipeline.execution.orders import ChildOrder, OrderReport
 from mem_pipeline.execution.reconcile import reconcile
 from mem_pipeline.execution.states import OrderState
 
-SPAWN = multiprocessing.get_context("spawn")
-
-
-def _run_processes(target: Callable[..., None], args: Sequence[tuple[Any, ...]], timeout: float = 120) -> list[Any]:
-    """Start one spawned process per ``args`` (each gets the result queue last), wait, return their results."""
-    out = SPAWN.Queue()
-    procs = [SPAWN.Process(target=target, args=(*a, out)) for a in args]
-    for p in procs:
-        p.start()
-    results = []
-    deadline = time.monotonic() + timeout
-    try:
-        for _ in procs:
-            results.append(out.get(timeout=max(deadline - time.monotonic(), 1)))
-    except queue.Empty:
-        pytest.fail(f"only {len(results)} of {len(procs)} processes reported: {results}")
-    finally:
-        for p in procs:
-            p.join(10)
-            if p.is_alive():
-                p.kill()
-    return results
-
-
 # -- the run lock -----------------------------------------------------------------------------------------
 
 
@@ -67,7 +41,7 @@ def test_the_run_lock_admits_one_process_at_a_time(tmp_path, ledger_urls) -> Non
     url = ledger_urls()
     Ledger.open(url).close()
     barrier = SPAWN.Barrier(3)
-    results = _run_processes(hammer_lock, [(url, str(tmp_path / "inside"), 150, barrier)] * 3)
+    results = run_processes(hammer_lock, [(url, str(tmp_path / "inside"), 150, barrier)] * 3)
     acquired = sum(a for a, _ in results)
     overlaps = sum(o for _, o in results)
     assert acquired >= 50  # the lock did change hands (busy attempts do not count)
@@ -81,7 +55,7 @@ def test_racing_executor_processes_send_every_child_exactly_once(tmp_path, ledge
     CountingBroker(PaperBroker(tmp_path / "paper"), tmp_path / SUBMITS_FILE).close()
     frame = order_frame("v1", ["A", "B", "C"], quantity=[6, 4, 2], n_slices=[3, 2, 2])
     barrier = SPAWN.Barrier(3)
-    results = _run_processes(race_execute, [(url, str(tmp_path), frame, 0.3, False, barrier)] * 3)
+    results = run_processes(race_execute, [(url, str(tmp_path), frame, 0.3, False, barrier)] * 3)
     expected = {client_order_id("v1", s, j) for s, n in (("A", 3), ("B", 2), ("C", 2)) for j in range(n)}
     counts = submit_counts(tmp_path / SUBMITS_FILE)
     assert counts == dict.fromkeys(expected, 1), counts  # 0 duplicate submits, 0 lost orders
@@ -99,7 +73,7 @@ def test_two_versions_of_one_day_racing_in_two_processes_send_one_version_only(t
     CountingBroker(PaperBroker(tmp_path / "paper"), tmp_path / SUBMITS_FILE).close()
     frames = [order_frame(version, ["A", "B"], quantity=[4, 2], n_slices=[2, 1]) for version in ("v1", "v2")]
     barrier = SPAWN.Barrier(2)
-    results = _run_processes(race_execute, [(url, str(tmp_path), f, 0.3, True, barrier) for f in frames])
+    results = run_processes(race_execute, [(url, str(tmp_path), f, 0.3, True, barrier) for f in frames])
     assert sorted(str(n) for _, n in results) == ["3", "refused"]  # one day, one version: the other is refused
     sent = {cid for cid, n in submit_counts(tmp_path / SUBMITS_FILE).items() if n}
     by_version = [{client_order_id(v, s, j) for s, n in (("A", 2), ("B", 1)) for j in range(n)} for v in ("v1", "v2")]
@@ -133,17 +107,45 @@ def test_a_held_lock_refuses_other_processes_until_its_lease_expires(tmp_path, l
 
 
 def test_a_lost_lock_stops_sending_before_the_next_send_not_only_at_a_flush(tmp_path, ledger_urls) -> None:
-    ledger, paper = Ledger.open(ledger_urls()), PaperBroker(tmp_path / "paper")
+    """A send outlives the lease (a slow exchange) and another executor takes the expired lock over: the
+    next send is stopped, though no flush came in between."""
+    now = [dt.datetime(2024, 1, 2, 15, tzinfo=dt.UTC)]
+    url = ledger_urls()
+    ledger, paper = Ledger.open(url, clock=lambda: now[0]), PaperBroker(tmp_path / "paper")
+    other = Ledger.open(url, clock=lambda: now[0])
 
-    def usurp(step: str) -> None:  # another executor takes the lock over while this one waits on the exchange
+    def slow_exchange(step: str) -> None:
         if step == "after_send":
-            with ledger.engine.begin() as conn:
-                conn.exec_driver_sql("UPDATE locks SET owner = 'other'")
+            now[0] += dt.timedelta(seconds=121)
+            other.acquire_lock("other", 120)
 
     frame = order_frame("v1", ["A"], quantity=4, n_slices=4)
     with pytest.raises(LedgerBusy, match="no longer held"):
-        execute(frame, ledger, paper, PreTradeGate(LOOSE), CircuitBreaker(), flush_every=1000, crash_hook=usurp)
+        execute(frame, ledger, paper, PreTradeGate(LOOSE), CircuitBreaker(), flush_every=1000, crash_hook=slow_exchange)
     assert len(paper.client_ids()) == 1  # the second send was stopped
+
+
+def test_a_long_run_extends_its_lease_before_it_runs_out(tmp_path, ledger_urls) -> None:
+    """Each send takes 40 s of a 120 s lease: the lock is extended on the way, so nobody can take it over."""
+    now = [dt.datetime(2024, 1, 2, 15, tzinfo=dt.UTC)]
+    url = ledger_urls()
+    ledger, paper = Ledger.open(url, clock=lambda: now[0]), PaperBroker(tmp_path / "paper")
+    other = Ledger.open(url, clock=lambda: now[0])
+    refused = []
+
+    def slow_exchange(step: str) -> None:
+        if step == "after_send":
+            now[0] += dt.timedelta(seconds=40)
+            try:
+                other.acquire_lock("other", 120)
+            except LedgerBusy:
+                refused.append(now[0])
+
+    frame = order_frame("v1", ["A"], quantity=8, n_slices=8)
+    result = execute(
+        frame, ledger, paper, PreTradeGate(LOOSE), CircuitBreaker(), flush_every=1000, crash_hook=slow_exchange
+    )
+    assert result.submitted == 8 and len(refused) == 8
 
 
 class Unlisted:
@@ -171,7 +173,12 @@ class Unlisted:
         return self.inner.cancel(client_id, symbol)
 
 
-def test_an_order_marked_sent_is_resent_only_after_a_lookup_proves_it_absent(tmp_path, ledger_urls) -> None:
+def test_an_order_marked_sent_is_resent_only_after_a_lookup_proves_it_absent(
+    tmp_path, ledger_urls, monkeypatch
+) -> None:
+    from mem_pipeline.execution import engine
+
+    monkeypatch.setattr(engine, "MARK_CHUNK", 1)  # one child marked at a time: A marked, B not yet
     ledger, paper = Ledger.open(ledger_urls()), PaperBroker(tmp_path / "paper")
     frame = order_frame("v1", ["A", "B"], quantity=2, n_slices=1)
     a, b = client_order_id("v1", "A", 0), client_order_id("v1", "B", 0)
@@ -203,10 +210,10 @@ def test_an_order_marked_sent_is_resent_only_after_a_lookup_proves_it_absent(tmp
 # -- a brand-new ledger opened by several processes -------------------------------------------------------
 
 
-def test_processes_opening_a_brand_new_ledger_together_all_succeed(tmp_path, ledger_urls) -> None:
+def test_processes_opening_a_brand_new_ledger_and_exchange_together_all_succeed(tmp_path, ledger_urls) -> None:
     urls = [ledger_urls(f"fresh{i}") for i in range(30)]  # each in a folder nobody created yet
     barrier = SPAWN.Barrier(5)
-    assert _run_processes(open_fresh, [(urls, barrier)] * 5) == ["ok"] * 5
+    assert run_processes(open_fresh, [(urls, str(tmp_path / "exchanges"), barrier)] * 5) == ["ok"] * 5
 
 
 def test_a_ledger_from_before_the_sent_marker_gains_it_and_counts_old_orders_as_sent(tmp_path, ledger_urls) -> None:

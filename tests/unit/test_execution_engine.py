@@ -11,7 +11,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from execution_support import DECISION_DATE, bars, order_frame
+from execution_support import (
+    DECISION_DATE,
+    assert_exactly_once,
+    bars,
+    order_frame,
+    random_decisions,
+    random_fault_rates,
+)
 
 from mem_pipeline.core.orders import Side
 from mem_pipeline.core.params import section
@@ -31,7 +38,7 @@ from mem_pipeline.models.slippage import DATE, FEATURES, TARGET, fit_square_root
 
 LOOSE = GateConfig(max_order_notional=1e9, max_position_notional=1e9, max_gross_exposure=1e12)
 LEGAL_NEXT = {
-    "new": {"submitted", "cancelled", "rejected"},
+    "new": {"submitted", "cancelled", "rejected", "expired"},
     "submitted": {"acknowledged", "partially_filled", "filled", "cancelled", "rejected", "expired"},
     "acknowledged": {"partially_filled", "filled", "cancelled", "rejected", "expired"},
     "partially_filled": {"partially_filled", "filled", "cancelled", "expired"},
@@ -206,6 +213,45 @@ def test_the_kill_switch_stops_sends_already_planned(tmp_path) -> None:
     assert run(order_frame("v1", ["A"], quantity=5, n_slices=5), ledger, paper, gate=gate).resent == 3
 
 
+def test_unsent_children_past_their_time_to_live_expire_instead_of_being_sent_days_later(tmp_path) -> None:
+    now = [dt.datetime(2024, 1, 2, 15, tzinfo=dt.UTC)]
+    ledger, paper = Ledger.open(URLS("ledger"), clock=lambda: now[0]), PaperBroker(tmp_path / "paper")
+    gate = PreTradeGate(LOOSE)
+
+    def kill_after(n: int) -> Callable[[str], None]:  # the operator stops trading after n sends
+        sends = itertools.count()
+
+        def hook(step: str) -> None:
+            if step == "before_send" and next(sends) == n:
+                gate.engage_kill_switch("operator")
+
+        return hook
+
+    stopped = run(order_frame("v1", ["A"], quantity=5, n_slices=5), ledger, paper, gate=gate, crash_hook=kill_after(2))
+    assert len(stopped.pending) == 3
+    gate.release_kill_switch()
+    now[0] += dt.timedelta(hours=3)  # within the time to live: sent by the next execution
+    second = run(order_frame("v2", ["A"], quantity=2, n_slices=2), ledger, paper, gate=gate, child_ttl_seconds=4 * 3600)
+    assert (second.resent, second.expired, second.submitted) == (3, (), 5)
+    # ...and past it: the days-old orders of v3 are not sent with v4; the ledger says why.
+    stale = run(order_frame("v3", ["A"], quantity=3, n_slices=3), ledger, paper, gate=gate, crash_hook=kill_after(0))
+    assert stale.submitted == 0 and len(stale.pending) == 3
+    gate.release_kill_switch()
+    now[0] += dt.timedelta(days=2)
+    late = run(order_frame("v4", ["A"], quantity=1, n_slices=1), ledger, paper, gate=gate, child_ttl_seconds=4 * 3600)
+    expired = {client_order_id("v3", "A", j) for j in range(3)}
+    assert set(late.expired) == expired and late.resent == 0 and late.submitted == 1
+    assert expired.isdisjoint(paper.client_ids())
+    assert {ledger.child(cid).state for cid in expired} == {OrderState.EXPIRED}
+    moves = ledger.transitions_frame().filter(
+        pl.col("client_id").is_in(list(expired)) & (pl.col("to_state") == "expired")
+    )
+    reasons = moves["reason"].to_list()
+    assert len(reasons) == 3 and all(
+        r.startswith("expired unsent: 172800 s old, time to live 14400 s") for r in reasons
+    )
+
+
 def test_reconcile_adopts_mem_orders_the_ledger_lacks_and_ignores_others(tmp_path) -> None:
     ledger, paper = world(tmp_path)
     mine = client_order_id("lost-run", "A", 0)
@@ -301,21 +347,9 @@ class CrashAt:
 
 def scenario(seed: int, root: Path) -> dict[str, int]:
     rng = random.Random(seed)
-    symbols = [f"S{i}" for i in range(rng.randint(1, 5))]
-    frames = [
-        order_frame(
-            f"dec{seed}-{k}",
-            symbols,
-            quantity=[rng.randint(1, 12) for _ in symbols],
-            side=[rng.choice(["buy", "sell"]) for _ in symbols],
-            schedule=[rng.choice(["twap", "vwap", "almgren_chriss"]) for _ in symbols],
-            n_slices=[rng.randint(1, 5) for _ in symbols],
-        )
-        for k in range(rng.randint(1, 2))
-    ]
-    weights = [rng.random() for _ in range(5)]
-    scale = rng.uniform(0.1, 0.8) / sum(weights)
-    rates = FaultRates(*(w * scale for w in weights), lookup_timeout=rng.uniform(0, 0.3))
+    frames = random_decisions(rng, f"dec{seed}", max_symbols=5, max_slices=5)
+    rates = random_fault_rates(rng, top=0.8)
+    symbols = frames[0]["symbol"].to_list()
     url = URLS(root.name)
     market = bars(symbols, start=DECISION_DATE - dt.timedelta(days=25), n_days=30, seed=seed)
     crashes = 0
@@ -341,31 +375,8 @@ def scenario(seed: int, root: Path) -> dict[str, int]:
         execute(frame, ledger, paper, PreTradeGate(LOOSE), CircuitBreaker())
     reconcile(ledger, paper)
 
-    at_broker = {r.client_id: r for r in paper.orders()}
-    children = {c.client_id: c for c in ledger.children()}
-    # Zero duplicates: the engine never sent a client id the broker already had.
-    assert paper.duplicate_attempts == 0, seed
-    # Every planned slice exists in the ledger, quantities conserved per parent, ids as specified.
-    for frame in frames:
-        for row in frame.iter_rows(named=True):
-            mine = [c for c in children.values() if c.symbol == row["symbol"] and c.parent_id is not None
-                    and c.client_id in {client_order_id(row["decision_version"], row["symbol"], j)
-                                        for j in range(row["n_slices"])}]  # fmt: skip
-            assert sum(c.quantity for c in mine) == row["quantity"], seed
-    # Zero lost orders: each ledger order is at the broker, or was refused by it.
-    for cid, c in children.items():
-        if cid not in at_broker:
-            assert c.state is OrderState.REJECTED, (seed, cid, c.state)
-    # Ledger equals broker after reconciliation (state and fills), nothing at the broker is unknown.
-    assert set(at_broker) <= set(children), seed
-    for cid, r in at_broker.items():
-        assert (children[cid].state, children[cid].filled_quantity) == (r.state, r.filled_quantity), (seed, cid)
-    # Positions are the signed sum of the broker's fills; every transition in the log is legal.
-    signed: dict[str, float] = {}
-    for r in at_broker.values():
-        signed[r.symbol] = signed.get(r.symbol, 0.0) + r.side.sign * r.filled_quantity
-    positions = dict(ledger.positions().iter_rows())
-    assert {s: positions.get(s, 0.0) for s in signed} == pytest.approx(signed), seed
+    orders = assert_exactly_once(seed, frames, ledger, paper)
+    # Every transition in the log is legal.
     log = ledger.transitions_frame()
     for (cid,), part in log.group_by("client_id"):
         steps = part.select("from_state", "to_state").rows()
@@ -374,7 +385,7 @@ def scenario(seed: int, root: Path) -> dict[str, int]:
             assert frm == before and to in LEGAL_NEXT[frm], (seed, cid, steps)
     ledger.close()
     paper.close()
-    return {"crashes": crashes, "orders": len(at_broker)}
+    return {"crashes": crashes, "orders": orders}
 
 
 @pytest.mark.parametrize("block", range(8))

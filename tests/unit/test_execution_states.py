@@ -26,7 +26,7 @@ from mem_pipeline.execution.states import OrderState, path, transition
 S = OrderState
 # The machine, written out pair by pair (independent of ALLOWED in the code).
 LEGAL = {
-    ("new", "submitted"), ("new", "cancelled"), ("new", "rejected"),
+    ("new", "submitted"), ("new", "cancelled"), ("new", "rejected"), ("new", "expired"),
     ("submitted", "acknowledged"), ("submitted", "partially_filled"), ("submitted", "filled"),
     ("submitted", "cancelled"), ("submitted", "rejected"), ("submitted", "expired"),
     ("acknowledged", "partially_filled"), ("acknowledged", "filled"), ("acknowledged", "cancelled"),

@@ -31,6 +31,7 @@ import polars as pl
 
 from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.orders import Side
+from mem_pipeline.core.sqlite_wal import enable_wal
 from mem_pipeline.execution.errors import BrokerRejected, DuplicateClientOrderId, ExecutionError
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport
 from mem_pipeline.execution.states import OrderState
@@ -79,6 +80,9 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 
 
+BUSY_TIMEOUT_MS = 10_000
+
+
 class PaperBroker:
     name = "paper"
 
@@ -88,9 +92,9 @@ class PaperBroker:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.state_dir / STATE_FILE
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: the next statements may wait
+        enable_wal(self._db, BUSY_TIMEOUT_MS)  # several processes may open a brand-new exchange at once
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
