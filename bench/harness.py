@@ -31,7 +31,11 @@ def median_time(fn: Callable[[], object], repeats: int = 3, setup: Callable[[], 
 def machine() -> str:
     import os
 
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {load} (1, 5, 15 min)"
+    )
 
 
 def report(title: str, timings: list[Timing], baseline: str | None = None) -> str:

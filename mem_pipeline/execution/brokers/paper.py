@@ -18,7 +18,6 @@ training data.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import sqlite3
 from collections.abc import Iterable
@@ -26,13 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import polars as pl
 
 from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.orders import Side
 from mem_pipeline.core.sqlite_wal import enable_wal
 from mem_pipeline.execution.errors import BrokerRejected, DuplicateClientOrderId, ExecutionError
+from mem_pipeline.execution.impact import fill_noise, fill_price, impact_cost_bps, with_fill_stats
 from mem_pipeline.execution.orders import ChildOrder, Fill, OrderReport
 from mem_pipeline.execution.states import OrderState
 
@@ -171,7 +170,13 @@ class PaperBroker:
         missing = [c for c in ("date", "symbol", "open", "close", "volume") if c not in bars.columns]
         if missing:
             raise ExecutionError(f"paper broker bars: missing columns {missing}")
-        history = _with_stats(bars.sort("symbol", "date"), self.config)
+        c = self.config
+        history = with_fill_stats(
+            bars.sort("symbol", "date"),
+            adv_window=c.adv_window,
+            default_sigma=c.default_sigma,
+            default_spread_bps=c.default_spread_bps,
+        )
         by_symbol = {key[0]: part for key, part in history.partition_by("symbol", as_dict=True).items()}
         rows = self._db.execute(
             f"SELECT client_id, symbol, side, quantity, decision_date, filled, average_price, last_bar, bars_seen "
@@ -262,10 +267,9 @@ class PaperBroker:
         c = self.config
         adv, sigma, spread = bar["_adv"], bar["_sigma"], bar["_spread_bps"]
         size = q / adv
-        seed = int.from_bytes(hashlib.sha256(f"{c.seed}|{client_id}|{bar['date']}".encode()).digest()[:8], "big")
-        z = float(np.random.default_rng(seed).standard_normal())
-        cost = spread / 2 + c.eta * sigma * size**c.delta * 1e4 + c.noise_scale * sigma * math.sqrt(size) * 1e4 * z
-        price = bar["open"] * (1 + side.sign * cost / 1e4)
+        z = fill_noise(c.seed, client_id, bar["date"])
+        cost = impact_cost_bps(size, sigma, spread, z, eta=c.eta, delta=c.delta, noise_scale=c.noise_scale)
+        price = fill_price(bar["open"], side.sign, cost)
         return Fill(
             fill_id=f"{client_id}:{bar['date'].isoformat()}",
             client_id=client_id,
@@ -313,25 +317,3 @@ class PaperBroker:
 
 
 _COLUMNS = "client_id, 'paper-' || seq, symbol, side, quantity, state, filled, average_price"
-
-
-def _with_stats(bars: pl.DataFrame, config: PaperConfig) -> pl.DataFrame:
-    """Add point-in-time ``_adv`` (mean volume), ``_sigma`` (std of daily log returns) over the previous
-    ``adv_window`` bars, and ``_spread_bps`` (bid/ask, else a ``spread_bps`` column, else the default)."""
-    w = config.adv_window
-    ret = (pl.col("close") / pl.col("close").shift(1)).log().over("symbol")
-    frame = bars.with_columns(_ret=ret).with_columns(
-        _adv=pl.col("volume").shift(1).rolling_mean(w, min_samples=1).over("symbol"),
-        _sigma=pl.col("_ret").shift(1).rolling_std(w, min_samples=2).over("symbol"),
-    )
-    if {"bid", "ask"} <= set(bars.columns):
-        quoted = (pl.col("ask") - pl.col("bid")) / ((pl.col("ask") + pl.col("bid")) / 2) * 1e4
-    elif "spread_bps" in bars.columns:
-        quoted = pl.col("spread_bps")
-    else:
-        quoted = pl.lit(None, dtype=pl.Float64)
-    return frame.with_columns(
-        _adv=pl.coalesce(pl.col("_adv"), pl.col("volume")),
-        _sigma=pl.when(pl.col("_sigma") > 0).then(pl.col("_sigma")).otherwise(config.default_sigma),
-        _spread_bps=pl.when(quoted > 0).then(quoted).otherwise(config.default_spread_bps).cast(pl.Float64),
-    )
