@@ -138,40 +138,84 @@ def load_cost_model(paths: Paths, slippage_hash: str) -> CostModel:
     return lambda orders: slippage.predict(orders)["expected_cost_bps"]
 
 
-def load_decision_inputs(paths: Paths, day: dt.date, risk_config: RiskConfig) -> DecisionInputs:
-    """Gather the inputs of the decision for ``day`` (raises ``MemError`` if a model has no fit up to ``day``)."""
-    located = {name: artifact_as_of(paths.models, name, day)[0] for name in MODELS}
-    signal = FittedSignal.load(located["signal"])
-    regime = FittedRegime.load(located["regime"])
-    vol = FittedVol.load(located["volatility"])
+@dataclass(frozen=True)
+class DayModels:
+    """The models a decision day uses (each fitted on data up to some day ``<= t``) and their artifact names."""
 
-    columns = relation_columns(paths, "fct_features_daily")
-    day_rows = read_relation(paths, "fct_features_daily", columns, day, since=day)
+    signal: FittedSignal
+    regime: FittedRegime
+    vol: FittedVol
+    hashes: dict[str, str] = field(default_factory=dict)
+
+
+def gather_inputs(
+    day: dt.date,
+    day_rows: pl.DataFrame,
+    history: pl.DataFrame,
+    regime_probabilities: pl.DataFrame,
+    vol_forecasts: pl.DataFrame,
+    models: DayModels,
+    risk_config: RiskConfig,
+    *,
+    positions: pl.DataFrame | None = None,
+    equity_curve: pl.DataFrame | None = None,
+    data_versions: dict[str, str] | None = None,
+) -> DecisionInputs:
+    """The inputs of ``day`` from frames already read: the day's features rows, returns, filtered regime
+    probabilities and volatility forecasts (all dated ``<= day``: later rows are a lookahead bug and raise in
+    ``assess``), the models, positions and equity. Shared by the live path (``load_decision_inputs``) and the
+    backtest's replay, so both decide on the same inputs."""
     complete = pl.all_horizontal(pl.col(c).is_not_null() & pl.col(c).is_finite() for c in REQUIRED_FEATURES)
     features = day_rows.filter(complete)
     skipped = tuple(day_rows.filter(~complete)["symbol"].to_list())
-    p_up = signal.predict_signal(features) if features.height else pl.Series("p_up", [], dtype=pl.Float64())
-    signals = features.select("symbol").with_columns(p_up.alias("p_up"), payoff_ratio=pl.lit(signal.payoff_ratio))
-
-    history = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "ret_1d"], day)
-    market = read_relation(paths, "int_market__daily", ["trade_date", "mkt_ret_1d"], day)
-    regime_probabilities = regime.filtered_probabilities(market.rename({"mkt_ret_1d": "mkt_ret"}).drop_nulls())
-    returns, vol_forecasts = scenario_window(history, vol.forecast(history), risk_config)
-    positions, equity_curve = portfolio_state(paths, day, risk_config.account_equity)
+    p_up = models.signal.predict_signal(features) if features.height else pl.Series("p_up", [], dtype=pl.Float64())
+    signals = features.select("symbol").with_columns(
+        p_up.alias("p_up"), payoff_ratio=pl.lit(models.signal.payoff_ratio)
+    )
+    returns, vol_window = scenario_window(history, vol_forecasts, risk_config)
     return DecisionInputs(
         decision_date=day,
         features=features,
         signals=signals,
         returns=returns,
-        vol_forecasts=vol_forecasts,
+        vol_forecasts=vol_window,
         regime_probabilities=regime_probabilities.sort("trade_date").tail(1),
         positions=positions,
         equity_curve=equity_curve,
-        model_hashes={name: Path(path).name for name, path in located.items()},
+        model_hashes=dict(models.hashes),
+        data_versions=dict(data_versions or {}),
+        skipped=skipped,
+    )
+
+
+def load_decision_inputs(paths: Paths, day: dt.date, risk_config: RiskConfig) -> DecisionInputs:
+    """Gather the inputs of the decision for ``day`` (raises ``MemError`` if a model has no fit up to ``day``)."""
+    located = {name: artifact_as_of(paths.models, name, day)[0] for name in MODELS}
+    models = DayModels(
+        FittedSignal.load(located["signal"]),
+        FittedRegime.load(located["regime"]),
+        FittedVol.load(located["volatility"]),
+        {name: Path(path).name for name, path in located.items()},
+    )
+    columns = relation_columns(paths, "fct_features_daily")
+    day_rows = read_relation(paths, "fct_features_daily", columns, day, since=day)
+    history = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "ret_1d"], day)
+    market = read_relation(paths, "int_market__daily", ["trade_date", "mkt_ret_1d"], day)
+    regime_probabilities = models.regime.filtered_probabilities(market.rename({"mkt_ret_1d": "mkt_ret"}).drop_nulls())
+    positions, equity_curve = portfolio_state(paths, day, risk_config.account_equity)
+    return gather_inputs(
+        day,
+        day_rows,
+        history,
+        regime_probabilities,
+        models.vol.forecast(history),
+        models,
+        risk_config,
+        positions=positions,
+        equity_curve=equity_curve,
         data_versions={
             "fct_features_daily": frame_digest(day_rows),
             "int_bars__returns": frame_digest(history),
             "int_market__daily": frame_digest(market),
         },
-        skipped=skipped,
     )

@@ -20,6 +20,13 @@ LABEL = "up_1d"
 RETURN = "fwd_ret_1d"
 KNOWN_DATE = "known_date"
 STRATEGY_FEATURES = ("momentum_60_5", "reversal_5d")
+#: Columns of ``fct_features_daily`` that are keys or raw prices, not model inputs.
+NOT_FEATURES = ("symbol", "trade_date", "close")
+
+
+def feature_columns(columns: Sequence[str]) -> list[str]:
+    """The model inputs among ``fct_features_daily``'s columns."""
+    return [c for c in columns if c not in NOT_FEATURES]
 
 
 class SignalError(MemError, ValueError):

@@ -143,14 +143,16 @@ def race_execute(
     ledger.close()
 
 
-def hammer_lock(url: str, marker: str, rounds: int, barrier: Any, out: Any) -> None:
-    """Take and release the run lock ``rounds`` times; inside, create ``marker`` exclusively: a marker that
-    already exists means another process is inside too (an overlap)."""
+def hammer_lock(url: str, marker: str, wins: int, barrier: Any, out: Any, deadline_s: float = 90.0) -> None:
+    """Take and release the run lock until this process has held it ``wins`` times (or ``deadline_s`` passed);
+    inside, create ``marker`` exclusively: a marker that already exists means another process is inside too
+    (an overlap). Reports (times held, overlaps)."""
     ledger = Ledger.open(url)
     owner = f"hammer-{os.getpid()}"
     acquired = overlaps = 0
     barrier.wait()
-    for _ in range(rounds):
+    deadline = time.monotonic() + deadline_s
+    while acquired < wins and time.monotonic() < deadline:
         try:
             with ledger.lock(owner, ttl_seconds=60):
                 acquired += 1
@@ -163,7 +165,7 @@ def hammer_lock(url: str, marker: str, rounds: int, barrier: Any, out: Any) -> N
                 os.close(fd)
                 os.unlink(marker)
         except LedgerBusy:
-            pass
+            time.sleep(0.001)
     ledger.close()
     out.put((acquired, overlaps))
 

@@ -34,9 +34,9 @@ from mem_pipeline.models.signal import (
     plot_reliability,
     training_frame,
 )
+from mem_pipeline.models.signal_columns import feature_columns
 
 JOURNAL = "journal.parquet"
-NOT_FEATURES = ("symbol", "trade_date", "close")
 
 
 class SignalRefitConfig(RefitConfig):
@@ -90,8 +90,7 @@ def signal_model(context: dg.AssetExecutionContext, config: SignalRefitConfig, l
             "weight_min": float(weights.min()),
             "weight_max": float(weights.max()),
         }
-    feature_columns = [c for c in columns if c not in NOT_FEATURES]
-    fitted = fit_signal(frame, feature_columns, SignalConfig.from_params(settings), sample_weight=weights)
+    fitted = fit_signal(frame, feature_columns(columns), SignalConfig.from_params(settings), sample_weight=weights)
     artifact = publish(paths, "signal", fitted.save, {"as_of": str(last_day)})
 
     metrics = fitted.metrics()

@@ -1,0 +1,215 @@
+"""The walk-forward replay of the decision kernel.
+
+For every trading day of a range: the same ``decide_day`` the live ``trade_decisions`` asset calls, on inputs
+gathered by the same ``gather_inputs`` (``decisions.inputs``), with positions and equity from the daily
+simulator (the day's targets trade at the next open with the paper broker's cost law). The models are refitted
+on a cadence (``backtest.walk_forward.refit``: monthly or quarterly, on the first trading day of each period) from
+data up to the refit day only, as the live model assets fit "as of" a day.
+
+Point in time: on day t the replay reads the features rows of t, returns and market returns up to t, the
+regime's filtered probabilities and the volatility forecasts up to t (both forward recursions of the fitted
+parameters, so computing them once per refit over the whole range gives, at each t, what returns up to t give),
+and models fitted on data up to the last refit day <= t. Training labels are those known by the refit day
+(``training_frame`` drops rows whose outcome lies after it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import polars as pl
+
+from mem_pipeline.backtest.simulator import BacktestError, DailySimulator, Market, SimResult, SimulatorConfig
+from mem_pipeline.core.config import ParamsConfig
+from mem_pipeline.core.paths import Paths
+from mem_pipeline.core.schemas import POSITION_SCHEMA
+from mem_pipeline.decisions.config import DecisionConfig
+from mem_pipeline.decisions.decide import decide_day
+from mem_pipeline.decisions.inputs import CostModel, DayModels, gather_inputs
+from mem_pipeline.execution.brokers.paper import PaperConfig
+from mem_pipeline.features.warehouse import read_relation, relation_columns
+from mem_pipeline.ingest import lake
+from mem_pipeline.models.regime import RegimeConfig, fit_regime
+from mem_pipeline.models.signal import SignalConfig, fit_signal, training_frame
+from mem_pipeline.models.signal_columns import LABEL, RETURN, feature_columns
+from mem_pipeline.models.volatility import VolConfig, fit_vol
+from mem_pipeline.risk.config import RiskConfig
+
+CADENCES = ("monthly", "quarterly")
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig(ParamsConfig):
+    """``backtest.walk_forward`` in params.yaml."""
+
+    SECTION: ClassVar[str] = "backtest.walk_forward"
+    ERROR: ClassVar[type[Exception]] = BacktestError
+
+    refit: str = "quarterly"
+
+    def __post_init__(self) -> None:
+        if self.refit not in CADENCES:
+            raise BacktestError(f"backtest.walk_forward.refit must be one of {list(CADENCES)}, got {self.refit!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfigs:
+    """How each refit fits its models (the live model assets' configs)."""
+
+    signal: SignalConfig = field(default_factory=SignalConfig)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
+    vol: VolConfig = field(default_factory=VolConfig)
+
+
+@dataclass(frozen=True)
+class History:
+    """Everything a replay reads, read once: ``fct_features_daily``, ``fct_labels_daily``, ``int_bars__returns``,
+    ``int_market__daily`` and the lake's bars, all up to the replay's last day."""
+
+    features: pl.DataFrame
+    labels: pl.DataFrame
+    returns: pl.DataFrame
+    market: pl.DataFrame  # trade_date, mkt_ret
+    bars: pl.DataFrame
+
+    @classmethod
+    def read(cls, paths: Paths, source: str, end: dt.date) -> History:
+        columns = relation_columns(paths, "fct_features_daily")
+        market = read_relation(paths, "int_market__daily", ["trade_date", "mkt_ret_1d"], end)
+        return cls(
+            features=read_relation(paths, "fct_features_daily", columns, end),
+            labels=read_relation(paths, "fct_labels_daily", ["symbol", "trade_date", LABEL, RETURN], end),
+            returns=read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "ret_1d"], end),
+            market=market.rename({"mkt_ret_1d": "mkt_ret"}).drop_nulls(),
+            bars=lake.read_bars(paths.bars(source), None, end),
+        )
+
+    def until(self, day: dt.date) -> History:
+        """The same history cut at ``day`` (what a replay ending on ``day`` could have read)."""
+        upto = pl.col("trade_date") <= day
+        return History(
+            self.features.filter(upto),
+            self.labels.filter(upto),
+            self.returns.filter(upto),
+            self.market.filter(upto),
+            self.bars.filter(pl.col("date") <= day),
+        )
+
+
+def refit_days(days: list[dt.date], cadence: str) -> set[dt.date]:
+    """The first of ``days`` in each month (``monthly``) or calendar quarter (``quarterly``)."""
+    if cadence not in CADENCES:
+        raise BacktestError(f"refit cadence must be one of {list(CADENCES)}, got {cadence!r}")
+    period = (lambda d: (d.year, d.month)) if cadence == "monthly" else (lambda d: (d.year, (d.month - 1) // 3))
+    first: dict[tuple[int, int], dt.date] = {}
+    for d in sorted(days):
+        first.setdefault(period(d), d)
+    return set(first.values())
+
+
+def fit_day_models(
+    history: History, as_of: dt.date, configs: ModelConfigs, previous: DayModels | None = None
+) -> DayModels:
+    """Signal, regime and volatility models fitted on data up to ``as_of`` only. The volatility fit starts from
+    ``previous``'s (an earlier refit's, which saw no later data), as the live asset warm-starts."""
+    upto = pl.col("trade_date") <= as_of
+    features = history.features.filter(upto)
+    frame = training_frame(features, history.labels.filter(upto))
+    signal = fit_signal(frame, feature_columns(features.columns), configs.signal)
+    regime = fit_regime(history.market.filter(upto), configs.regime)
+    vol = fit_vol(history.returns.filter(upto), configs.vol, previous.vol if previous else None)
+    tag = f"walk-forward fit as of {as_of}"
+    return DayModels(signal, regime, vol, {"signal": tag, "regime": tag, "volatility": tag})
+
+
+@dataclass
+class Replay:
+    """The replay's days, each day's orders, the refit days, the simulator's books and where the time went."""
+
+    days: list[dt.date]
+    orders: dict[dt.date, pl.DataFrame]
+    refits: list[dt.date]
+    result: SimResult
+    timings: dict[str, float]
+
+    def equity(self) -> pl.DataFrame:
+        """``trade_date, equity`` at each replayed day's close (after that day's fills)."""
+        index = {d: i for i, d in enumerate(self.result.dates)}
+        return pl.DataFrame(
+            {"trade_date": self.days, "equity": [float(self.result.equity[index[d]]) for d in self.days]}
+        )
+
+
+def replay(
+    history: History,
+    start: dt.date,
+    end: dt.date,
+    cost_model: CostModel,
+    *,
+    risk_config: RiskConfig | None = None,
+    decision_config: DecisionConfig | None = None,
+    configs: ModelConfigs | None = None,
+    walk: WalkForwardConfig | None = None,
+    simulator: SimulatorConfig | None = None,
+    paper: PaperConfig | None = None,
+) -> Replay:
+    """Decide every trading day in ``[start, end]`` with the live kernel and trade the decisions in the simulator."""
+    risk_config, configs = risk_config or RiskConfig(), configs or ModelConfigs()
+    walk, paper = walk or WalkForwardConfig(), paper or PaperConfig()
+    market = Market.from_bars(history.bars.filter(pl.col("date") <= end), paper)
+    column = {s: j for j, s in enumerate(market.symbols)}
+    index = {d: i for i, d in enumerate(market.dates)}
+    feature_days = set(history.features["trade_date"].unique().to_list())
+    days = [d for d in market.dates if start <= d <= end and d in feature_days]
+    if not days:
+        raise BacktestError(f"no trading day with features between {start} and {end}")
+    refits = refit_days(days, walk.refit)
+    sim = DailySimulator(market, risk_config.account_equity, paper, simulator)
+    timings = {"fit_s": 0.0, "gather_s": 0.0, "decide_s": 0.0, "simulate_s": 0.0}
+    models: DayModels | None = None
+    regime_probabilities = vol_forecasts = pl.DataFrame()
+    orders: dict[dt.date, pl.DataFrame] = {}
+    upto_end = pl.col("trade_date") <= end
+    for day in days:
+        t0 = time.perf_counter()
+        if models is None or day in refits:
+            models = fit_day_models(history, day, configs, models)
+            regime_probabilities = models.regime.filtered_probabilities(history.market.filter(upto_end))
+            vol_forecasts = models.vol.forecast(history.returns.filter(upto_end))
+        t1 = time.perf_counter()
+        upto = pl.col("trade_date") <= day
+        t = index[day]
+        held = {s: float(q) for s, q in zip(market.symbols, sim.position, strict=True) if q != 0}
+        positions = pl.DataFrame({"symbol": list(held), "quantity": list(held.values())}, schema=POSITION_SCHEMA)
+        first = index[days[0]]
+        equity_curve = pl.DataFrame(
+            {"trade_date": list(market.dates[first : t + 1]), "equity": sim.result.equity[first : t + 1].tolist()}
+        )
+        inputs = gather_inputs(
+            day,
+            history.features.filter(pl.col("trade_date") == day),
+            history.returns.filter(upto),
+            regime_probabilities.filter(upto),
+            vol_forecasts.filter(upto),
+            models,
+            risk_config,
+            positions=positions,
+            equity_curve=equity_curve,
+        )
+        t2 = time.perf_counter()
+        decision = decide_day(inputs, cost_model, risk_config, decision_config)
+        orders[day] = decision.orders
+        t3 = time.perf_counter()
+        targets = sim.position.copy()
+        for symbol, target in decision.targets.select("symbol", "target_position").iter_rows():
+            if symbol in column and target is not None and np.isfinite(target):
+                targets[column[symbol]] = target
+        sim.step(t, targets)
+        t4 = time.perf_counter()
+        for key, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            timings[key] += seconds
+    return Replay(days, orders, sorted(refits), sim.result, timings)
