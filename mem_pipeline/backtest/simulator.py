@@ -89,6 +89,7 @@ class SimResult:
     equity: np.ndarray
     costs: np.ndarray
     traded_notional: np.ndarray
+    gross_exposure: np.ndarray  # Σ |position| · mark at each close
     fills: list[dict[str, object]] = field(default_factory=list)
 
 
@@ -119,6 +120,7 @@ class DailySimulator:
             np.zeros((n_days, n)),
             np.full(n_days, self.cash),
             np.full(n_days, self.cash),
+            np.zeros(n_days),
             np.zeros(n_days),
             np.zeros(n_days),
         )
@@ -163,6 +165,7 @@ class DailySimulator:
         r.positions[u] = self.position
         r.cash[u] = self.cash
         r.equity[u] = self.cash + float(np.nansum(self.position * self.marks[u]))
+        r.gross_exposure[u] = float(np.nansum(np.abs(self.position) * self.marks[u]))
         r.costs[u] = float(np.sum(q * (price - np.nan_to_num(m.open[u]))) + np.sum(fees))  # impact (signed) + fees
         r.traded_notional[u] = float(np.sum(notional))
         for j in np.flatnonzero(traded):

@@ -111,7 +111,11 @@ def bootstrap_sharpe_ci(
     starts = rng.integers(0, n, size=(n_boot, math.ceil(n / block)))
     idx = ((starts[:, :, None] + np.arange(block)[None, None, :]) % n).reshape(n_boot, -1)[:, :n]
     samples = r[idx]
-    sharpes = samples.mean(axis=1) / samples.std(axis=1, ddof=1) * math.sqrt(periods_per_year)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a draw of identical returns has no Sharpe ratio
+        sharpes = samples.mean(axis=1) / samples.std(axis=1, ddof=1) * math.sqrt(periods_per_year)
+    sharpes = sharpes[np.isfinite(sharpes)]
+    if sharpes.size == 0:
+        return math.nan, math.nan
     low, high = np.quantile(sharpes, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
 
@@ -157,3 +161,20 @@ def trading(
         cost_drag=float(np.sum(costs)) / years / mean_equity,
         hit_rate=float(np.mean(r[invested] > 0)) if invested.any() else math.nan,
     )
+
+
+def summarize(equity: np.ndarray, gross_exposure: np.ndarray, traded_notional: np.ndarray, costs: np.ndarray,
+              periods_per_year: int = 252) -> dict[str, float]:  # fmt: skip
+    """Every figure of one variant's books, flat (for a report table and Dagster metadata)."""
+    e = np.asarray(equity, dtype=np.float64)
+    p = performance(e, periods_per_year)
+    t = trading(e, gross_exposure, traded_notional, costs, periods_per_year)
+    returns = e[1:] / e[:-1] - 1
+    low, high = bootstrap_sharpe_ci(returns, periods_per_year=periods_per_year)
+    return {
+        **{k: float(v) for k, v in vars(p).items()},
+        **{k: float(v) for k, v in vars(t).items()},
+        "psr": probabilistic_sharpe_ratio(returns) if returns.std() > 0 else math.nan,
+        "sharpe_ci_low": low,
+        "sharpe_ci_high": high,
+    }

@@ -74,3 +74,24 @@ def test_a_sell_fill_equals_the_paper_brokers_fill_of_the_same_order(tmp_path) -
     assert (ours["date"], ours["quantity"]) == (fill.date, -fill.quantity)
     assert math.isclose(ours["price"], fill.price, rel_tol=1e-12)
     assert math.isclose(ours["cost_bps"], fill.cost_bps, rel_tol=1e-12)
+
+
+def test_buy_and_hold_by_hand() -> None:
+    from mem_pipeline.backtest.baselines import buy_and_hold
+    from mem_pipeline.backtest.stats import summarize
+
+    bars = pl.concat(
+        [
+            _bars([10.0, 10.0, 11.0, 12.0], [10.0, 10.5, 11.5, 12.5]).with_columns(symbol=pl.lit("A")),
+            _bars([40.0, 40.0, 38.0, 36.0], [40.0, 39.0, 37.0, 35.0]).with_columns(symbol=pl.lit("B")),
+        ]
+    )
+    paper = PaperConfig(participation_cap=1.0, eta=0.0, noise_scale=0.0)  # cost: half the 5 bps default spread
+    result = buy_and_hold(Market.from_bars(bars, paper), 1_000.0, paper=paper, config=SimulatorConfig(fee_bps=0.0))
+    # 500 each at day 0's close: A 50 shares, B 12 shares; bought at day 1's open (10, 40) + 2.5 bps.
+    assert result.positions[1].tolist() == [50.0, 12.0] == result.positions[3].tolist()
+    cash = 1_000.0 - 50 * 10 * 1.00025 - 12 * 40 * 1.00025
+    assert result.equity[3] == pytest.approx(cash + 50 * 12.5 + 12 * 35.0, rel=1e-12)
+    assert result.gross_exposure[3] == pytest.approx(50 * 12.5 + 12 * 35.0)
+    figures = summarize(result.equity, result.gross_exposure, result.traded_notional, result.costs)
+    assert figures["max_drawdown"] >= 0 and figures["turnover"] > 0 and figures["cost_drag"] > 0
