@@ -95,3 +95,16 @@ def test_buy_and_hold_by_hand() -> None:
     assert result.gross_exposure[3] == pytest.approx(50 * 12.5 + 12 * 35.0)
     figures = summarize(result.equity, result.gross_exposure, result.traded_notional, result.costs)
     assert figures["max_drawdown"] >= 0 and figures["turnover"] > 0 and figures["cost_drag"] > 0
+
+
+def test_the_equity_chart_is_a_png_with_one_line_per_curve(tmp_path) -> None:
+    from mem_pipeline.backtest.plots import plot_equity_and_drawdowns
+
+    dates = [D0 + dt.timedelta(days=i) for i in range(30)]
+    curves = {"mem": (dates, np.linspace(100, 130, 30)), "buy_and_hold": (dates, np.linspace(100, 90, 30))}
+    path = plot_equity_and_drawdowns(curves, tmp_path / "reports" / "equity.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(path.read_bytes()[16:20], "big"), int.from_bytes(path.read_bytes()[20:24], "big")
+    assert (width, height) == (1100, 700)
+    with pytest.raises(ValueError, match="no equity curve"):
+        plot_equity_and_drawdowns({}, tmp_path / "empty.png")
