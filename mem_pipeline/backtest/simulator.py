@@ -112,7 +112,7 @@ class DailySimulator:
         if not starting_cash > 0:
             raise BacktestError(f"starting cash must be > 0, got {starting_cash}")
         self.cash = float(starting_cash)
-        self.marks = np.where(np.isnan(market.close), np.nan, market.close)
+        self.marks = market.close.copy()  # the last close where a symbol has no bar
         _forward_fill(self.marks)
         self.result = SimResult(
             market.dates,
@@ -124,14 +124,8 @@ class DailySimulator:
             np.zeros(n_days),
             np.zeros(n_days),
         )
-        self._t = 0
         rng = np.random.default_rng(self.paper.seed)
         self.z = rng.standard_normal((n_days, n)) if self.config.noise else np.zeros((n_days, n))
-
-    @property
-    def equity(self) -> float:
-        """Equity at the last day filled (the starting cash before any)."""
-        return float(self.result.equity[self._t])
 
     def step(self, t: int, targets: np.ndarray) -> None:
         """Targets (shares per symbol) decided at day ``t``'s close; fill toward them at day ``t + 1``'s open."""
@@ -173,7 +167,6 @@ class DailySimulator:
                 {"date": m.dates[u], "symbol": m.symbols[j], "quantity": float(q[j]), "price": float(price[j]),
                  "cost_bps": float(cost_bps[j]), "fee": float(fees[j])}
             )  # fmt: skip
-        self._t = u
 
     def run(self, targets: np.ndarray) -> SimResult:
         """Every day's targets at once (day × symbol, decided at each close): the vectorizable case."""

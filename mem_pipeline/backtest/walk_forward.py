@@ -174,6 +174,7 @@ def replay(
     regime_probabilities = vol_forecasts = pl.DataFrame()
     orders: dict[dt.date, pl.DataFrame] = {}
     upto_end = pl.col("trade_date") <= end
+    first = index[days[0]]
     for day in days:
         t0 = time.perf_counter()
         if models is None or day in refits:
@@ -185,7 +186,6 @@ def replay(
         t = index[day]
         held = {s: float(q) for s, q in zip(market.symbols, sim.position, strict=True) if q != 0}
         positions = pl.DataFrame({"symbol": list(held), "quantity": list(held.values())}, schema=POSITION_SCHEMA)
-        first = index[days[0]]
         equity_curve = pl.DataFrame(
             {"trade_date": list(market.dates[first : t + 1]), "equity": sim.result.equity[first : t + 1].tolist()}
         )
