@@ -8,11 +8,11 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from assets.defs import decisions, execution, features, ingest, models, risk
+from assets.defs import backtest, decisions, execution, features, ingest, models, risk
 from assets.defs.features.dbt import DBT_PROJECT
 from assets.resources import LakeResource, MarketDataResource
 
-STAGES = (ingest, features, models, risk, decisions, execution)
+STAGES = (ingest, features, models, risk, decisions, execution, backtest)
 
 resources = dg.Definitions(
     resources={

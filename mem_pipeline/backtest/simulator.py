@@ -6,6 +6,12 @@ Path-dependent (sizes depend on equity and positions so far), so it steps day by
 numpy over the symbols. What a day cannot fill (participation cap, no bar) is not carried: the next day's target
 decides again. ``noise`` draws the law's ``z`` from a generator seeded with ``execution.paper.seed`` (the same
 run gives the same fills); off, every fill pays the expected cost.
+
+Schedules: an order worked in ``n`` child slices (the decision's ``n_slices``) fills as the paper broker fills
+children, each its own trade under the law: with equal slices of ``q/n`` the average cost is
+``impact_cost_bps(q/(n·ADV), sigma, spread, z/√n)`` (the mean of ``n`` independent child noises has the
+spread of one ``z`` over ``√n``). Unequal VWAP / Almgren–Chriss slices are taken as equal here, which slightly
+understates their cost under a concave law. ``n = 1``: the whole order at the open.
 """
 
 from __future__ import annotations
@@ -127,8 +133,9 @@ class DailySimulator:
         rng = np.random.default_rng(self.paper.seed)
         self.z = rng.standard_normal((n_days, n)) if self.config.noise else np.zeros((n_days, n))
 
-    def step(self, t: int, targets: np.ndarray) -> None:
-        """Targets (shares per symbol) decided at day ``t``'s close; fill toward them at day ``t + 1``'s open."""
+    def step(self, t: int, targets: np.ndarray, slices: np.ndarray | None = None) -> None:
+        """Targets (shares per symbol) decided at day ``t``'s close; fill toward them at day ``t + 1``'s open,
+        each symbol's order in ``slices`` child slices (default 1; see the module docstring)."""
         m, p, r, u = self.m, self.paper, self.result, t + 1
         if u >= len(m.dates):
             return
@@ -141,12 +148,13 @@ class DailySimulator:
         cost_bps = np.zeros_like(q)
         price = np.zeros_like(q)
         if traded.any():
-            size = np.abs(q[traded]) / m.adv[u, traded]
+            n = np.ones(traded.sum()) if slices is None else np.maximum(np.asarray(slices, np.float64)[traded], 1.0)
+            size = np.abs(q[traded]) / m.adv[u, traded] / n
             cost_bps[traded] = impact_cost_bps(
                 size,
                 m.sigma[u, traded],
                 m.spread_bps[u, traded],
-                self.z[u, traded],
+                self.z[u, traded] / np.sqrt(n),
                 eta=p.eta,
                 delta=p.delta,
                 noise_scale=p.noise_scale,
@@ -165,7 +173,9 @@ class DailySimulator:
         for j in np.flatnonzero(traded):
             r.fills.append(
                 {"date": m.dates[u], "symbol": m.symbols[j], "quantity": float(q[j]), "price": float(price[j]),
-                 "cost_bps": float(cost_bps[j]), "fee": float(fees[j])}
+                 "cost_bps": float(cost_bps[j]), "fee": float(fees[j]), "size_over_adv": float(abs(q[j]) / m.adv[u, j]),
+                 "sigma": float(m.sigma[u, j]), "spread_bps": float(m.spread_bps[u, j]),
+                 "slices": int(1 if slices is None else max(slices[j], 1))}
             )  # fmt: skip
 
     def run(self, targets: np.ndarray) -> SimResult:

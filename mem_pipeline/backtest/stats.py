@@ -43,6 +43,13 @@ def _moments(returns: np.ndarray) -> tuple[float, float, float]:
     return float(mean / std), float(np.mean(z**3)), float(np.mean(z**4))
 
 
+def per_period_sharpe(equity: np.ndarray) -> float:
+    """The per-period Sharpe ratio of an equity curve's returns (0 when they never vary): a DSR trial."""
+    e = np.asarray(equity, dtype=np.float64)
+    r = e[1:] / e[:-1] - 1
+    return _moments(r)[0] if r.std() > 0 else 0.0
+
+
 def max_drawdown(equity: np.ndarray) -> float:
     """The largest fall from a running peak, as a fraction of that peak."""
     e = np.asarray(equity, dtype=np.float64)

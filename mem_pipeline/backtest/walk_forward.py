@@ -24,20 +24,21 @@ import numpy as np
 import polars as pl
 
 from mem_pipeline.backtest.simulator import BacktestError, DailySimulator, Market, SimResult, SimulatorConfig
+from mem_pipeline.backtest.variant_signals import FifoLogistic, Oracle, VariantSignal
+from mem_pipeline.backtest.variants import MEM, Variant
 from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.core.schemas import POSITION_SCHEMA
-from mem_pipeline.decisions.config import DecisionConfig
 from mem_pipeline.decisions.decide import decide_day
-from mem_pipeline.decisions.inputs import CostModel, DayModels, gather_inputs
+from mem_pipeline.decisions.inputs import CostModel, DayModels, SignalModel, gather_inputs
 from mem_pipeline.execution.brokers.paper import PaperConfig
 from mem_pipeline.features.warehouse import read_relation, relation_columns
 from mem_pipeline.ingest import lake
-from mem_pipeline.models.regime import RegimeConfig, fit_regime
-from mem_pipeline.models.signal import SignalConfig, fit_signal, training_frame
-from mem_pipeline.models.signal_columns import LABEL, RETURN, feature_columns
-from mem_pipeline.models.volatility import VolConfig, fit_vol
-from mem_pipeline.risk.config import RiskConfig
+from mem_pipeline.memory.decision_memory import DecisionMemory, MemoryConfig, record_direction_calls, row_weights
+from mem_pipeline.models.regime import FittedRegime, RegimeConfig, fit_regime
+from mem_pipeline.models.signal import FittedSignal, SignalConfig, fit_signal, training_frame
+from mem_pipeline.models.signal_columns import KNOWN_DATE, LABEL, RETURN, feature_columns
+from mem_pipeline.models.volatility import FittedVol, VolConfig, fit_vol
 
 CADENCES = ("monthly", "quarterly")
 
@@ -111,17 +112,68 @@ def refit_days(days: list[dt.date], cadence: str) -> set[dt.date]:
     return set(first.values())
 
 
+@dataclass
+class FitCache:
+    """Fits by refit day that every variant of one backtest shares: the regime and volatility models, and the
+    live signal model by its config (not the memory-weighted, static or oracle ones). Valid for one history
+    and one regime and volatility config."""
+
+    risk_models: dict[dt.date, tuple[FittedRegime, FittedVol]] = field(default_factory=dict)
+    signals: dict[tuple[dt.date, SignalConfig], FittedSignal] = field(default_factory=dict)
+
+
 def fit_day_models(
-    history: History, as_of: dt.date, configs: ModelConfigs, previous: DayModels | None = None
+    history: History,
+    as_of: dt.date,
+    configs: ModelConfigs,
+    previous: DayModels | None = None,
+    variant: Variant | None = None,
+    memory: DecisionMemory | None = None,
+    oracle: Oracle | None = None,
+    cache: FitCache | None = None,
 ) -> DayModels:
     """Signal, regime and volatility models fitted on data up to ``as_of`` only. The volatility fit starts from
-    ``previous``'s (an earlier refit's, which saw no later data), as the live asset warm-starts."""
+    ``previous``'s (an earlier refit's, which saw no later data), as the live asset warm-starts.
+
+    The signal is the variant's (``variant_signals``): the oracle, the static FIFO logistic model, or the live
+    model read with the variant's options. With ``use_memory`` the fit weights its rows by ``memory`` (what
+    earlier refits recorded, known by ``as_of``), then records its own out-of-sample calls there, as the live
+    ``signal_model`` and ``decision_memory`` assets do. ``cache`` shares fits between the variants of one
+    backtest (the same days and configs fit the same models)."""
+    variant, cache = variant or Variant(MEM), cache if cache is not None else FitCache()
     upto = pl.col("trade_date") <= as_of
     features = history.features.filter(upto)
-    frame = training_frame(features, history.labels.filter(upto))
-    signal = fit_signal(frame, feature_columns(features.columns), configs.signal)
-    regime = fit_regime(history.market.filter(upto), configs.regime)
-    vol = fit_vol(history.returns.filter(upto), configs.vol, previous.vol if previous else None)
+    if as_of not in cache.risk_models:
+        regime = fit_regime(history.market.filter(upto), configs.regime)
+        cache.risk_models[as_of] = (
+            regime,
+            fit_vol(history.returns.filter(upto), configs.vol, previous.vol if previous else None),
+        )
+    regime, vol = cache.risk_models[as_of]
+    signal: SignalModel
+    if variant.oracle:
+        if oracle is None:
+            raise BacktestError("the oracle variant needs the synthetic market's ground truth (source: synthetic)")
+        signal = oracle
+    else:
+        frame = training_frame(features, history.labels.filter(upto))
+        columns = feature_columns(features.columns)
+        if variant.memory_rows is not None:
+            signal = FifoLogistic.fit(frame, columns, variant.memory_rows, configs.signal.logistic_c)
+        else:
+            if variant.use_memory:
+                weights = None
+                if memory is not None and len(memory):
+                    weights = row_weights(memory, frame, frame[KNOWN_DATE].max())
+                fitted = fit_signal(frame, columns, configs.signal, sample_weight=weights)
+                if memory is not None and fitted.oos is not None:
+                    record_direction_calls(memory, fitted.oos, f"p_{fitted.published}")
+            else:
+                key = (as_of, configs.signal)
+                if key not in cache.signals:
+                    cache.signals[key] = fit_signal(frame, columns, configs.signal)
+                fitted = cache.signals[key]
+            signal = VariantSignal(fitted, variant.calibrated, variant.ensemble)
     tag = f"walk-forward fit as of {as_of}"
     return DayModels(signal, regime, vol, {"signal": tag, "regime": tag, "volatility": tag})
 
@@ -135,6 +187,8 @@ class Replay:
     refits: list[dt.date]
     result: SimResult
     timings: dict[str, float]
+    signals: pl.DataFrame  # trade_date, symbol, p_up, reference_price, target_notional: each day's signal and book
+    regimes: pl.DataFrame  # trade_date, p_regime_*: the regime probabilities each day decided with
 
     def equity(self) -> pl.DataFrame:
         """``trade_date, equity`` at each replayed day's close (after that day's fills)."""
@@ -150,15 +204,21 @@ def replay(
     end: dt.date,
     cost_model: CostModel,
     *,
-    risk_config: RiskConfig | None = None,
-    decision_config: DecisionConfig | None = None,
+    variant: Variant | None = None,
     configs: ModelConfigs | None = None,
     walk: WalkForwardConfig | None = None,
     simulator: SimulatorConfig | None = None,
     paper: PaperConfig | None = None,
+    oracle: Oracle | None = None,
+    memory: MemoryConfig | None = None,
+    cache: FitCache | None = None,
 ) -> Replay:
-    """Decide every trading day in ``[start, end]`` with the live kernel and trade the decisions in the simulator."""
-    risk_config, configs = risk_config or RiskConfig(), configs or ModelConfigs()
+    """Decide every trading day in ``[start, end]`` with the live kernel and trade the decisions in the simulator.
+
+    ``variant`` (default: MEM as configured) sets the risk and decision configs and the signal; ``oracle`` is the
+    synthetic market's truth, which the ``oracle`` variant needs."""
+    variant, configs = variant or Variant(MEM), configs or ModelConfigs()
+    risk_config, decision_config = variant.risk, variant.decision
     walk, paper = walk or WalkForwardConfig(), paper or PaperConfig()
     market = Market.from_bars(history.bars.filter(pl.col("date") <= end), paper)
     column = {s: j for j, s in enumerate(market.symbols)}
@@ -171,14 +231,17 @@ def replay(
     sim = DailySimulator(market, risk_config.account_equity, paper, simulator)
     timings = {"fit_s": 0.0, "gather_s": 0.0, "decide_s": 0.0, "simulate_s": 0.0}
     models: DayModels | None = None
+    journal = DecisionMemory(memory) if variant.use_memory else None
     regime_probabilities = vol_forecasts = pl.DataFrame()
     orders: dict[dt.date, pl.DataFrame] = {}
+    signals: list[pl.DataFrame] = []
+    regimes: list[dict[str, object]] = []
     upto_end = pl.col("trade_date") <= end
     first = index[days[0]]
     for day in days:
         t0 = time.perf_counter()
         if models is None or day in refits:
-            models = fit_day_models(history, day, configs, models)
+            models = fit_day_models(history, day, configs, models, variant, journal, oracle, cache)
             regime_probabilities = models.regime.filtered_probabilities(history.market.filter(upto_end))
             vol_forecasts = models.vol.forecast(history.returns.filter(upto_end))
         t1 = time.perf_counter()
@@ -189,11 +252,13 @@ def replay(
         equity_curve = pl.DataFrame(
             {"trade_date": list(market.dates[first : t + 1]), "equity": sim.result.equity[first : t + 1].tolist()}
         )
+        if variant.oracle and oracle is not None:
+            oracle.at(day)
         inputs = gather_inputs(
             day,
             history.features.filter(pl.col("trade_date") == day),
             history.returns.filter(upto),
-            regime_probabilities.filter(upto),
+            oracle.regime_probabilities(day) if variant.oracle and oracle else regime_probabilities.filter(upto),
             vol_forecasts.filter(upto),
             models,
             risk_config,
@@ -203,13 +268,24 @@ def replay(
         t2 = time.perf_counter()
         decision = decide_day(inputs, cost_model, risk_config, decision_config)
         orders[day] = decision.orders
+        signals.append(
+            decision.targets.select("symbol", "p_up", "reference_price", "target_notional").with_columns(
+                trade_date=pl.lit(day)
+            )
+        )
+        probabilities = decision.report["regime_probabilities"]
+        regimes.append({"trade_date": day, **{f"p_regime_{k}": float(p) for k, p in enumerate(probabilities)}})
         t3 = time.perf_counter()
         targets = sim.position.copy()
         for symbol, target in decision.targets.select("symbol", "target_position").iter_rows():
             if symbol in column and target is not None and np.isfinite(target):
                 targets[column[symbol]] = target
-        sim.step(t, targets)
+        slices = np.ones(len(market.symbols))
+        if variant.sliced:
+            for symbol, n in decision.orders.select("symbol", "n_slices").iter_rows():
+                slices[column[symbol]] = n
+        sim.step(t, targets, slices)
         t4 = time.perf_counter()
         for key, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             timings[key] += seconds
-    return Replay(days, orders, sorted(refits), sim.result, timings)
+    return Replay(days, orders, sorted(refits), sim.result, timings, pl.concat(signals), pl.DataFrame(regimes))

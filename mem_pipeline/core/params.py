@@ -25,3 +25,19 @@ def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
 def section(name: str, path: Path = PARAMS_FILE) -> dict[str, Any]:
     """One top-level section, e.g. ``section("ingest")``; missing sections are empty."""
     return dict(load_params(path).get(name) or {})
+
+
+#: Keys of a ``models.<name>`` section that configure the model asset's checks or inputs, not the fit.
+MODEL_CHECK_KEYS: dict[str, tuple[str, ...]] = {
+    "regime": ("min_vol_ratio",),
+    "volatility": ("min_fitted_share",),
+    "slippage": ("n_fills", "seed", "max_mae_over_floor"),
+    "signal": ("max_ece", "use_memory"),
+}
+
+
+def model_params(name: str, path: Path = PARAMS_FILE) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``models.<name>`` split into (the fit's settings, the asset's check keys: ``MODEL_CHECK_KEYS``)."""
+    params = dict((load_params(path).get("models") or {}).get(name) or {})
+    keys = MODEL_CHECK_KEYS.get(name, ())
+    return {k: v for k, v in params.items() if k not in keys}, {k: params[k] for k in keys if k in params}

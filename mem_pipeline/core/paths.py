@@ -72,6 +72,10 @@ class Paths:
         return self.data / "ledger"
 
     @property
+    def backtest(self) -> Path:
+        return self.data / "backtest"
+
+    @property
     def reports(self) -> Path:
         return self.data / "reports"
 

@@ -1,8 +1,10 @@
 """``decide``: one day's trade decision, a pure function of (inputs, assessment, configs, cost model).
 
-Sizing per symbol: ``raw = kelly_fraction x f*(p_up, payoff_ratio) x regime multiplier x equity``
-(``mem_pipeline.risk.kelly.kelly_notional``), then ``mem_pipeline.risk.limits.constrain_book`` (kill switch, caps,
-CVaR budget, lots, lot top-up) against the day's ``RiskAssessment`` (limits, risk model, regime multiplier).
+Sizing per symbol: ``raw = kelly_fraction x f*(p_up, payoff_ratio) x regime multiplier x equity``, or with
+``risk.sizing: fixed`` ``fixed_fraction x regime multiplier x equity`` in the edge's direction, nothing where
+``|p_up - 0.5| <= risk.min_edge`` (``mem_pipeline.risk.kelly.raw_notional``), then
+``mem_pipeline.risk.limits.constrain_book`` (kill switch, caps, CVaR budget, lots, lot top-up) against the
+day's ``RiskAssessment`` (limits, risk model, regime multiplier).
 Orders are ``target - current``; each gets its expected cost from the cost model and a schedule
 (``mem_pipeline.decisions.schedule``). The live asset and the backtest call the same function.
 
@@ -32,7 +34,7 @@ from mem_pipeline.decisions.types import TARGET_SCHEMA, DecisionError, TradeDeci
 from mem_pipeline.decisions.version import code_version, version_of
 from mem_pipeline.risk.assessment import RiskAssessment, assess
 from mem_pipeline.risk.config import RiskConfig, RiskError
-from mem_pipeline.risk.kelly import kelly_fraction, kelly_notional
+from mem_pipeline.risk.kelly import kelly_fraction, raw_notional
 from mem_pipeline.risk.limits import constrain_book
 from mem_pipeline.risk.scenarios import check_not_after
 
@@ -199,18 +201,15 @@ def decide(
         full_kelly = np.zeros(n)
         full_kelly[has_signal] = kelly_fraction(p_up[has_signal], payoff[has_signal])
         sized = np.zeros(n)
-        sized[has_signal] = kelly_notional(
-            p_up[has_signal], payoff[has_signal], limits.equity, risk_config.kelly_fraction, multiplier
-        )
+        sized[has_signal] = raw_notional(p_up[has_signal], payoff[has_signal], limits.equity, risk_config, multiplier)
     except RiskError as exc:
         raise DecisionError(f"signals: {exc}") from exc
     enough_history = scenarios.n_valid >= risk_config.min_history
     tradeable = has_signal & enough_history
     raw = np.where(tradeable, sized, 0.0)
-    regime_bound = (multiplier < 1) & (full_kelly != 0)
-    labels = np.where(
-        ~has_signal, "no_signal", np.where(~enough_history, "no_history", np.where(regime_bound, "regime", "kelly"))
-    ).astype(object)
+    regime_bound = (multiplier < 1) & (sized != 0)
+    sized_by = np.where(regime_bound, "regime", risk_config.sizing)
+    labels = np.where(~has_signal, "no_signal", np.where(~enough_history, "no_history", sized_by)).astype(object)
 
     sizing = constrain_book(raw, current, prices, lots, risk_model, limits, labels, top_up=risk_config.lot_top_up)
     target = sizing.target_units

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -138,11 +138,20 @@ def load_cost_model(paths: Paths, slippage_hash: str) -> CostModel:
     return lambda orders: slippage.predict(orders)["expected_cost_bps"]
 
 
+class SignalModel(Protocol):
+    """What a decision reads of a signal model: ``FittedSignal``, or a backtest variant's signal."""
+
+    @property
+    def payoff_ratio(self) -> float: ...
+
+    def predict_signal(self, frame: pl.DataFrame) -> pl.Series: ...
+
+
 @dataclass(frozen=True)
 class DayModels:
     """The models a decision day uses (each fitted on data up to some day ``<= t``) and their artifact names."""
 
-    signal: FittedSignal
+    signal: SignalModel
     regime: FittedRegime
     vol: FittedVol
     hashes: dict[str, str] = field(default_factory=dict)

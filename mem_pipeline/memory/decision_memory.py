@@ -509,3 +509,14 @@ def row_weights(memory: DecisionMemory, rows: pl.DataFrame, as_of: dt.date, stra
         rows.select("symbol", "trade_date").with_row_index("row_").join(known, on=["symbol", "trade_date"], how="left")
     )
     return joined.sort("row_")["weight_"].fill_null(1.0).to_numpy()
+
+
+def record_direction_calls(memory: DecisionMemory, oos: pl.DataFrame, p_column: str, strategy: str = "ml") -> int:
+    """Record a signal fit's out-of-sample calls and their outcomes (``direction_decisions``), skipping calls
+    the journal already holds (consecutive refits predict overlapping days). Returns the rows added."""
+    decisions, outcomes = direction_decisions(oos, p_column, strategy)
+    fresh = ~decisions["decision_id"].is_in(memory.journal["decision_id"].implode())
+    decisions, outcomes = decisions.filter(fresh), outcomes.filter(fresh)
+    memory.record(decisions)
+    memory.record_outcomes(outcomes)
+    return decisions.height

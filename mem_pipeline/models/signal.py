@@ -407,11 +407,14 @@ class FittedSignal:
             return self.predict_baseline(frame).rename("p_up")
         return pl.Series("p_up", np.full(frame.height, self.base_rate), dtype=pl.Float64())
 
-    def predict_signal(self, frame: pl.DataFrame) -> pl.Series:
+    def predict_signal(self, frame: pl.DataFrame, *, calibrated: bool = True, ensemble: bool = True) -> pl.Series:
         """The published P(up) (``published``: the selected candidate, or the ensemble built on it when
-        that scored better out of sample), one per row; the ensemble needs the strategy feature columns."""
-        p = self.predict_selected(frame)
-        if self.published != "ensemble":
+        that scored better out of sample), one per row; the ensemble needs the strategy feature columns.
+
+        The backtest's ablations: ``calibrated=False`` puts the raw LightGBM probability where the selected
+        candidate goes; ``ensemble=False`` publishes that candidate without the Thompson-weighted ensemble."""
+        p = self.predict_selected(frame) if calibrated else self.predict_raw(frame).rename("p_up")
+        if self.published != "ensemble" or not ensemble:
             return p
         return pl.Series("p_up", Ensemble.from_json(self.ensemble or {}).probability(frame, p.to_numpy()))
 

@@ -4,7 +4,7 @@ regime multipliers, exposure caps and the drawdown kill switch. Pure numpy/polar
 from mem_pipeline.risk.config import RiskConfig, RiskError
 from mem_pipeline.risk.cvar import cvar, fhs_scenarios, gaussian_cvar, portfolio_cvar, ru_objective, var_cvar
 from mem_pipeline.risk.drawdown import DrawdownState, increases_risk, reduce_only
-from mem_pipeline.risk.kelly import kelly_fraction, kelly_notional
+from mem_pipeline.risk.kelly import kelly_fraction, kelly_notional, raw_notional
 from mem_pipeline.risk.limits import BookSizing, RiskLimits, constrain_book
 from mem_pipeline.risk.regime import regime_multiplier
 from mem_pipeline.risk.scenarios import RiskModel, ScenarioSet, build_scenarios
@@ -25,6 +25,7 @@ __all__ = [
     "increases_risk",
     "kelly_fraction",
     "kelly_notional",
+    "raw_notional",
     "portfolio_cvar",
     "reduce_only",
     "regime_multiplier",

@@ -11,6 +11,7 @@ from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.errors import MemError
 
 CVAR_METHODS = ("fhs", "historical")
+SIZINGS = ("kelly", "fixed")
 
 
 class RiskError(MemError, ValueError):
@@ -29,7 +30,10 @@ class RiskConfig(ParamsConfig):
     SECTION: ClassVar[str] = "risk"
     ERROR: ClassVar[type[Exception]] = RiskError
 
+    sizing: str = "kelly"  # kelly | fixed (fixed_fraction of equity per symbol, the sign of the edge)
     kelly_fraction: float = 0.25
+    fixed_fraction: float = 0.075  # the fixed sizing's notional per symbol, as a share of equity
+    min_edge: float = 0.0  # |p_up - 0.5| at or below this: no new position (a confidence threshold)
     reference_equity: float = 10_000.0
     account_equity: float = 10_000.0
     max_symbol_exposure: float = 750.0
@@ -46,6 +50,12 @@ class RiskConfig(ParamsConfig):
     lot_top_up: bool = True  # after rounding toward zero, hand whole lots back while every limit holds
 
     def __post_init__(self) -> None:
+        if self.sizing not in SIZINGS:
+            _fail("sizing", f"must be one of {list(SIZINGS)}, got {self.sizing!r}")
+        if not 0 < self.fixed_fraction <= 1:
+            _fail("fixed_fraction", f"must be in (0, 1], got {self.fixed_fraction}")
+        if not 0 <= self.min_edge < 0.5:
+            _fail("min_edge", f"must be in [0, 0.5), got {self.min_edge}")
         if not 0 < self.kelly_fraction <= 1:
             _fail("kelly_fraction", f"must be in (0, 1], got {self.kelly_fraction}")
         for key in ("reference_equity", "account_equity", "max_symbol_exposure", "max_gross_exposure"):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from mem_pipeline.risk.config import RiskError
+from mem_pipeline.risk.config import RiskConfig, RiskError
 
 FloatArray = NDArray[np.float64]
 
@@ -48,3 +48,21 @@ def kelly_notional(
     if not 0 <= multiplier <= 1:
         raise RiskError(f"kelly: multiplier must be in [0, 1], got {multiplier}")
     return fraction * kelly_fraction(p_up, payoff_ratio) * multiplier * float(equity)
+
+
+def raw_notional(
+    p_up: FloatArray, payoff_ratio: FloatArray, equity: float, config: RiskConfig, multiplier: float = 1.0
+) -> FloatArray:
+    """Signed raw target notional per symbol before the limits: ``risk.sizing`` ``kelly`` (``kelly_notional``)
+    or ``fixed`` (``fixed_fraction * equity * multiplier`` in the direction of the edge, the static sizing
+    the backtest's ``no_kelly`` and ``static`` variants use); none where ``|p_up - 0.5| <= risk.min_edge``."""
+    p = np.asarray(p_up, dtype=np.float64)
+    if config.sizing == "fixed":
+        if not np.isfinite(p).all() or ((p < 0) | (p > 1)).any():
+            raise RiskError("fixed sizing: p_up must be finite probabilities in [0, 1]")
+        if not 0 <= multiplier <= 1:
+            raise RiskError(f"fixed sizing: multiplier must be in [0, 1], got {multiplier}")
+        sized = np.sign(p - 0.5) * config.fixed_fraction * multiplier * float(equity)
+    else:
+        sized = kelly_notional(p, payoff_ratio, equity, config.kelly_fraction, multiplier)
+    return np.where(np.abs(p - 0.5) > config.min_edge, sized, 0.0)

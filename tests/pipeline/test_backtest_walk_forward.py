@@ -4,7 +4,6 @@ day up to it exactly as the full replay did)."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -12,11 +11,8 @@ import polars as pl
 import pytest
 
 from mem_pipeline.backtest.walk_forward import History, WalkForwardConfig, refit_days, replay
-from mem_pipeline.core.paths import Paths
 from mem_pipeline.decisions.sample_inputs import sqrt_cost_model
-from mem_pipeline.features.dbt_cli import dbt
-from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, generate_market
-from tests.dbt.harness import write_lake
+from tests.pipeline.backtest_market import synthetic_history
 
 START, CUT, END = dt.date(2016, 11, 1), dt.date(2016, 11, 30), dt.date(2016, 12, 30)
 MONTHLY = WalkForwardConfig(refit="monthly")
@@ -24,11 +20,7 @@ MONTHLY = WalkForwardConfig(refit="monthly")
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> History:
-    data_dir = tmp_path_factory.mktemp("walk_forward") / "data"
-    config = dataclasses.replace(SyntheticConfig.from_params_file(), n_symbols=10, start=dt.date(2016, 1, 4), end=END)
-    write_lake(data_dir, "synthetic", generate_market(config).bars())
-    dbt(data_dir, "run", dbt_vars={"source": "synthetic"})
-    return History.read(Paths(data_dir), "synthetic", END)
+    return synthetic_history(tmp_path_factory.mktemp("walk_forward") / "data", END)[0]
 
 
 @pytest.fixture(scope="module")

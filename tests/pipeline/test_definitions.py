@@ -57,9 +57,14 @@ JOBS = {
     "decisions": {"risk_limits", "trade_decisions"},
     "execute_orders": {"executed_orders"},
     "fills": {"order_fills"},
+    "backtest_tuning": {"backtest_tuning"},
+    "backtest": {"backtest"},
+    "backtest_report": {"backtest_report"},
 }
 #: The daily unit of work: ingest, the incremental features, a decision and its execution are per day.
 DAILY_JOBS = {"ingest", "features_daily", "decisions", "execute_orders", "fills"}
+#: Partitioned, but not by day: the backtest by variant.
+OTHER_PARTITIONED = {"backtest"}
 
 
 def test_jobs_select_their_stage_and_daily_jobs_are_partitioned() -> None:
@@ -69,7 +74,16 @@ def test_jobs_select_their_stage_and_daily_jobs_are_partitioned() -> None:
         job = defs.resolve_job_def(name)
         selected = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
         assert selected == expected, name
-        assert (job.partitions_def is not None) == (name in DAILY_JOBS), name
+        assert (job.partitions_def is not None) == (name in DAILY_JOBS | OTHER_PARTITIONED), name
+
+
+def test_the_backtest_is_partitioned_by_variant_and_a_backfill_is_one_run() -> None:
+    from assets.defs.backtest.assets import backtest
+    from mem_pipeline.backtest.variants import ABLATIONS
+
+    keys = backtest.partitions_def.get_partition_keys()
+    assert {"mem", "static", "buy_and_hold", "oracle", *ABLATIONS} == set(keys) and len(ABLATIONS) == 7
+    assert backtest.backfill_policy == dg.BackfillPolicy.single_run()
 
 
 def test_schedules_and_the_execution_sensor() -> None:

@@ -76,6 +76,30 @@ def test_a_sell_fill_equals_the_paper_brokers_fill_of_the_same_order(tmp_path) -
     assert math.isclose(ours["cost_bps"], fill.cost_bps, rel_tol=1e-12)
 
 
+def test_an_order_worked_in_slices_costs_what_the_paper_broker_charges_its_children(tmp_path) -> None:
+    rng = np.random.default_rng(5)
+    closes = list(50 * np.exp(np.cumsum(rng.normal(0, 0.015, 30))))
+    bars = _bars([closes[0], *closes[:-1]], closes, volume=2000.0)
+    paper_config = PaperConfig(participation_cap=1.0, noise_scale=0.0)
+    market = Market.from_bars(bars, paper_config)
+    sim = DailySimulator(market, 100_000.0, paper_config, SimulatorConfig(fee_bps=0.0, noise=False))
+    sim.step(24, np.array([400.0]), np.array([4]))
+    [ours] = sim.result.fills
+    broker = PaperBroker(tmp_path / "paper", paper_config)
+    decided = D0 + dt.timedelta(days=24)
+    for k in range(4):  # the parent's four TWAP children, each its own trade under the law
+        broker.submit(ChildOrder(f"c{k}", None, k, "A", Side.BUY, 100.0, closes[24], decided))
+    broker.on_bars(bars.filter(pl.col("date") <= D0 + dt.timedelta(days=25)))
+    children = [broker.lookup(f"c{k}").fills[0] for k in range(4)]
+    paid = sum(f.price * f.quantity for f in children)
+    assert ours["quantity"] == 400.0 and ours["slices"] == 4
+    assert math.isclose(ours["price"] * 400.0, paid, rel_tol=1e-12)
+    # Worked whole, the same order pays more under the concave law (4^0.6 times the impact part).
+    whole = DailySimulator(market, 100_000.0, paper_config, SimulatorConfig(fee_bps=0.0, noise=False))
+    whole.step(24, np.array([400.0]))
+    assert whole.result.fills[0]["price"] > ours["price"]
+
+
 def test_buy_and_hold_by_hand() -> None:
     from mem_pipeline.backtest.baselines import buy_and_hold
     from mem_pipeline.backtest.stats import summarize

@@ -17,7 +17,7 @@ from assets.metadata import check, markdown_table, png_markdown
 from assets.pools import WAREHOUSE_POOL
 from assets.resources import LakeResource
 from mem_pipeline.core.files import atomic_write_parquet
-from mem_pipeline.core.params import section
+from mem_pipeline.core.params import model_params, section
 from mem_pipeline.execution.runtime import open_ledger
 from mem_pipeline.features.warehouse import read_relation
 from mem_pipeline.ingest.sources.synthetic import SyntheticConfig, cached_market, simulate_fills
@@ -43,11 +43,6 @@ class RefitConfig(dg.Config):
         return dt.date.fromisoformat(self.as_of) if self.as_of else None
 
 
-def model_params(name: str, check_keys: tuple[str, ...]) -> tuple[dict, dict]:
-    params = section("models").get(name) or {}
-    return {k: v for k, v in params.items() if k not in check_keys}, {k: params[k] for k in check_keys if k in params}
-
-
 def publish(paths, name: str, save, info: dict) -> Path:
     artifact = artifacts.save_artifact(paths.models, name, save)
     artifacts.set_current(paths.models, name, artifact, info)
@@ -68,7 +63,7 @@ def publish(paths, name: str, save, info: dict) -> Path:
 )
 def regime_model(context: dg.AssetExecutionContext, config: RefitConfig, lake: LakeResource):
     paths = lake.paths()
-    settings, checks = model_params("regime", ("min_vol_ratio",))
+    settings, checks = model_params("regime")
     market = read_relation(paths, "int_market__daily", ["trade_date", "mkt_ret_1d"], config.date())
     returns = market.rename({"mkt_ret_1d": "mkt_ret"}).drop_nulls()
     fitted = fit_regime(returns, RegimeConfig.from_params(settings))
@@ -113,7 +108,7 @@ def regime_model(context: dg.AssetExecutionContext, config: RefitConfig, lake: L
 )
 def vol_forecasts(context: dg.AssetExecutionContext, config: RefitConfig, lake: LakeResource):
     paths = lake.paths()
-    settings, checks = model_params("volatility", ("min_fitted_share",))
+    settings, checks = model_params("volatility")
     returns = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "ret_1d"], config.date())
     vol_config = VolConfig.from_params(settings)
     as_of = returns["trade_date"].max()
@@ -192,7 +187,7 @@ def _vol_plot(forecast: pl.DataFrame, returns: pl.DataFrame) -> dg.MetadataValue
 )
 def slippage_model(context: dg.AssetExecutionContext, lake: LakeResource):
     paths = lake.paths()
-    settings, checks = model_params("slippage", ("n_fills", "seed", "max_mae_over_floor"))
+    settings, checks = model_params("slippage")
     # Until the execution ledger holds real fills, train on fills simulated by the synthetic market.
     market = cached_market(SyntheticConfig.from_params(section("sources").get("synthetic") or {}))
     fills = simulate_fills(market, int(checks.get("n_fills", 50_000)), seed=int(checks.get("seed", 11)))

@@ -15,14 +15,14 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from assets.defs.models.assets import RefitConfig, model_params, publish
+from assets.defs.models.assets import RefitConfig, publish
 from assets.metadata import check, markdown_table, png_markdown
 from assets.pools import WAREHOUSE_POOL
 from assets.resources import LakeResource
-from mem_pipeline.core.params import section
+from mem_pipeline.core.params import model_params, section
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.features.warehouse import read_relation, relation_columns
-from mem_pipeline.memory.decision_memory import DecisionMemory, MemoryConfig, direction_decisions, row_weights
+from mem_pipeline.memory.decision_memory import DecisionMemory, MemoryConfig, record_direction_calls, row_weights
 from mem_pipeline.models import artifacts
 from mem_pipeline.models.signal import (
     DATE,
@@ -71,7 +71,7 @@ def _journal(paths: Paths) -> Path:
 )
 def signal_model(context: dg.AssetExecutionContext, config: SignalRefitConfig, lake: LakeResource):
     paths = lake.paths()
-    settings, checks = model_params("signal", ("max_ece", "use_memory"))
+    settings, checks = model_params("signal")
     as_of = config.date()
     columns = relation_columns(paths, "fct_features_daily")
     features = read_relation(paths, "fct_features_daily", columns, as_of)
@@ -156,11 +156,7 @@ def decision_memory(context: dg.AssetExecutionContext, lake: LakeResource):
     fitted = FittedSignal.load(artifacts.current_artifact(paths.models, "signal"))
     if fitted.oos is None:
         raise dg.Failure("the current signal artifact has no out-of-sample predictions: refit signal_model")
-    decisions, outcomes = direction_decisions(fitted.oos, f"p_{fitted.published}")
-    fresh = ~decisions["decision_id"].is_in(memory.journal["decision_id"].implode())
-    decisions, outcomes = decisions.filter(fresh), outcomes.filter(fresh)
-    memory.record(decisions)
-    memory.record_outcomes(outcomes)
+    added = record_direction_calls(memory, fitted.oos, f"p_{fitted.published}")
     digest = memory.save(journal)
 
     j = memory.journal
@@ -180,7 +176,7 @@ def decision_memory(context: dg.AssetExecutionContext, lake: LakeResource):
         metadata={
             "journal": str(journal),
             "rows": j.height,
-            "new_rows": decisions.height,
+            "new_rows": added,
             "as_of": str(as_of),
             "views": dg.MetadataValue.md(markdown_table(views)),
             "replay_weight_range": f"{weights[weights > 0].min():.3f} .. {weights.max():.3f}" if weights.any() else "-",
