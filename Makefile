@@ -23,12 +23,13 @@ export DVC_NO_ANALYTICS := 1
 
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/tests dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install demo test ui bench lint clean
+.PHONY: help install demo test ui bench backtest lint clean
 help:
 	@echo "make demo   - install, then build every asset on the bundled real data (offline)"
 	@echo "make test   - install, then run the whole test suite"
 	@echo "make ui     - the Dagster UI (webserver + daemon) on http://127.0.0.1:3000"
 	@echo "make bench  - benchmarks (figures go to BENCHMARKS.md)"
+	@echo "make backtest - tuning, every backtest variant and the report on the built warehouse (after make demo)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/uv
@@ -57,6 +58,9 @@ demo: install
 
 test: install
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+backtest: install
+	$(PY) -m assets.run backtest_tuning backtest backtest_report
 
 ui: install
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

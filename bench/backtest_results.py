@@ -4,9 +4,10 @@
     python -m bench.backtest_results indices     # ^GSPC and ^IXIC, 1999 .. 2018
     python -m bench.backtest_results synthetic   # the default synthetic market (50 symbols, 2012 .. 2018)
 
-Each dataset gets its own data folder (``data/results/<dataset>``: lake, warehouse, backtests, report) and its own
-params file there (params.yaml with the dataset's ``backtest.run``); the jobs are the ones a user runs:
-``ingest features features_daily labels`` (once per source), then ``backtest_tuning backtest backtest_report``.
+Each dataset gets its own data folder (``data/results/<dataset>``: lake, warehouse, backtests, report, a Dagster
+instance) and its own params file there (params.yaml with the dataset's ``backtest.run`` and ``backtest.tuning``);
+the jobs are the ones a user runs: ``ingest features features_daily labels`` (once per source), then
+``backtest_tuning backtest backtest_report``.
 The report lands in ``data/results/<dataset>/reports/backtest/``.
 """
 
@@ -24,8 +25,9 @@ from mem_pipeline.core.paths import PARAMS_FILE, PROJECT_ROOT
 
 INDICES = ["^GSPC", "^IXIC"]
 DATASETS: dict[str, dict] = {
-    # The stock year has 245 trading days: 120 of warm-up (models and the tuning's validation window) leave ~125.
-    "stocks": {"source": "sample", "run": {"exclude": INDICES, "warmup_days": 120}},
+    # The stock year has 245 trading days: 140 of warm-up leave ~105 to test; the tuning validates on the 40 before
+    # them (risk needs 60 days of returns before its first decision).
+    "stocks": {"source": "sample", "run": {"exclude": INDICES, "warmup_days": 140}, "tuning": {"validation_days": 40}},
     "indices": {"source": "sample", "run": {"symbols": INDICES, "warmup_days": 250}},
     "synthetic": {"source": "synthetic", "run": {"warmup_days": 250}},
 }
@@ -43,10 +45,16 @@ def main(name: str) -> None:
     data_dir = root / name
     params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
     params["backtest"]["run"] |= dataset["run"]
+    params["backtest"]["tuning"] |= dataset.get("tuning", {})
     data_dir.mkdir(parents=True, exist_ok=True)
     params_file = data_dir / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
-    env = os.environ | {"MEM_SOURCE": dataset["source"], "MEM_DATA_DIR": str(data_dir), "MEM_PARAMS": str(params_file)}
+    env = os.environ | {
+        "MEM_SOURCE": dataset["source"],
+        "MEM_DATA_DIR": str(data_dir),
+        "MEM_PARAMS": str(params_file),
+        "DAGSTER_HOME": str(data_dir / "dagster_home"),  # its own instance: datasets can run side by side
+    }
     started = time.perf_counter()
     if not (data_dir / "warehouse" / "mem.duckdb").exists():
         twin = next((root / n for n, d in DATASETS.items() if n != name and d["source"] == dataset["source"]

@@ -29,4 +29,5 @@ def regime_multiplier(probabilities: Sequence[float], multipliers: Sequence[floa
         raise RiskError(f"regime: probabilities must be finite and >= 0, got {p.tolist()}")
     if abs(p.sum() - 1.0) > PROBABILITY_TOLERANCE:
         raise RiskError(f"regime: probabilities must sum to 1, got {p.sum()}")
-    return float(np.clip(p, 0.0, 1.0) @ m)
+    # Clipped to [min m, max m]: probabilities that sum to 1 + 1e-16 must not push it past the largest multiplier.
+    return float(np.clip(np.clip(p, 0.0, 1.0) @ m, m.min(), m.max()))

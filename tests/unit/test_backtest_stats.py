@@ -81,6 +81,29 @@ def test_a_signal_that_knows_the_future_passes_one_that_knows_nothing_does_not()
     assert permutation_pvalue(noise, returns, n_perm=500) > 0.05
 
 
+def test_the_permutation_pvalue_converges_to_the_exact_share_of_all_permutations() -> None:
+    # Three dates, two symbols: all 3! x 3! within-symbol shuffles enumerated here; the Monte Carlo p-value must
+    # approach the share of them that earn at least the observed mean (by hand for the first symbol alone:
+    # 3 of its 6 orders do).
+    import itertools
+
+    signals = np.array([[1.0, 0.5], [0.0, -1.0], [-1.0, 0.0]])
+    returns = np.array([[0.02, 0.01], [-0.01, -0.03], [0.01, 0.02]])
+    observed = np.mean(signals * returns)
+    orders = list(itertools.permutations(range(3)))
+    beaten = [
+        np.mean(np.column_stack([signals[list(a), 0], signals[list(b), 1]]) * returns) >= observed - 1e-15
+        for a in orders
+        for b in orders
+    ]
+    exact = float(np.mean(beaten))
+    n = 20_000
+    p = permutation_pvalue(signals, returns, n_perm=n, seed=3)
+    assert p == pytest.approx((1 + n * exact) / (1 + n), abs=4 * math.sqrt(exact * (1 - exact) / n))
+    alone = permutation_pvalue(signals[:, :1], returns[:, :1], n_perm=n, seed=4)
+    assert alone == pytest.approx(0.5, abs=4 * math.sqrt(0.25 / n))
+
+
 def test_trading_figures_by_hand() -> None:
     # Two periods a "year": equity 100 -> 110 -> 99; held 50 then 0; traded 50 then 50; costs 1 then 1.
     t = trading(

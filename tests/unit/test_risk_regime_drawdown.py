@@ -29,6 +29,13 @@ def test_regime_multiplier_is_continuous_and_falls_as_the_volatile_regime_grows(
     assert abs(there - here) <= 0.5 * (q - p) + 1e-12  # Lipschitz: no jump at 0.5
 
 
+def test_regime_multiplier_stays_within_the_multipliers_when_probabilities_sum_a_hair_over_one() -> None:
+    p = [0.07, 0.9300000000000002]  # sums to 1.0000000000000002 in floating point, as a filter's output can
+    assert sum(p) > 1
+    assert regime_multiplier(p, [1.0, 1.0]) == 1.0  # no more than the largest multiplier: a valid Kelly input
+    assert regime_multiplier(p, [1.0, 0.5]) == pytest.approx(0.535)
+
+
 def test_regime_multiplier_refuses_mismatches() -> None:
     with pytest.raises(RiskError, match="one per regime"):
         regime_multiplier([0.5, 0.3, 0.2], [1.0, 0.5])
