@@ -15,6 +15,7 @@ and models fitted on data up to the last refit day <= t. Training labels are tho
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,14 @@ from mem_pipeline.core.config import ParamsConfig
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.core.schemas import POSITION_SCHEMA
 from mem_pipeline.decisions.decide import decide_day
-from mem_pipeline.decisions.inputs import CostModel, DayModels, SignalModel, gather_inputs
+from mem_pipeline.decisions.inputs import (
+    CostModel,
+    DayModels,
+    DecisionInputs,
+    SignalModel,
+    complete_features,
+    gather_inputs,
+)
 from mem_pipeline.execution.brokers.paper import PaperConfig
 from mem_pipeline.features.warehouse import read_relation, relation_columns
 from mem_pipeline.ingest import lake
@@ -178,6 +186,25 @@ def fit_day_models(
     return DayModels(signal, regime, vol, {"signal": tag, "regime": tag, "volatility": tag})
 
 
+def _price_stale_holdings(inputs: DecisionInputs, features: pl.DataFrame, day: dt.date) -> DecisionInputs:
+    """A held symbol whose features row of ``day`` is missing or incomplete (no bar that day, a quarantined bar)
+    keeps its last complete row of an earlier day, for pricing only: without a row of the day it has no signal,
+    so the kernel closes it (at the next open its bar allows). The live path raises instead: an operator
+    reconciles a position that lost its data; a replay over years must go on."""
+    have = set(inputs.features["symbol"].to_list())
+    stale = [s for s in inputs.held if s not in have]
+    if not stale:
+        return inputs
+    last = (
+        features.filter(pl.col("symbol").is_in(stale) & (pl.col("trade_date") < day) & complete_features())
+        .sort("trade_date")
+        .group_by("symbol", maintain_order=True)
+        .last()
+        .select(inputs.features.columns)
+    )
+    return dataclasses.replace(inputs, features=pl.concat([inputs.features, last], how="vertical_relaxed"))
+
+
 @dataclass
 class Replay:
     """The replay's days, each day's orders, the refit days, the simulator's books and where the time went."""
@@ -265,6 +292,7 @@ def replay(
             positions=positions,
             equity_curve=equity_curve,
         )
+        inputs = _price_stale_holdings(inputs, history.features, day)
         t2 = time.perf_counter()
         decision = decide_day(inputs, cost_model, risk_config, decision_config)
         orders[day] = decision.orders

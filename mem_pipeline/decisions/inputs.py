@@ -157,6 +157,11 @@ class DayModels:
     hashes: dict[str, str] = field(default_factory=dict)
 
 
+def complete_features() -> pl.Expr:
+    """True for a features row with every ``REQUIRED_FEATURES`` value present and finite."""
+    return pl.all_horizontal(pl.col(c).is_not_null() & pl.col(c).is_finite() for c in REQUIRED_FEATURES)
+
+
 def gather_inputs(
     day: dt.date,
     day_rows: pl.DataFrame,
@@ -174,7 +179,7 @@ def gather_inputs(
     probabilities and volatility forecasts (all dated ``<= day``: later rows are a lookahead bug and raise in
     ``assess``), the models, positions and equity. Shared by the live path (``load_decision_inputs``) and the
     backtest's replay, so both decide on the same inputs."""
-    complete = pl.all_horizontal(pl.col(c).is_not_null() & pl.col(c).is_finite() for c in REQUIRED_FEATURES)
+    complete = complete_features()
     features = day_rows.filter(complete)
     skipped = tuple(day_rows.filter(~complete)["symbol"].to_list())
     p_up = models.signal.predict_signal(features) if features.height else pl.Series("p_up", [], dtype=pl.Float64())
