@@ -1,8 +1,10 @@
 """The backtest's results on the bundled real data and the synthetic market, through the Dagster jobs.
 
     python -m bench.backtest_results stocks      # the 524-stock year (2009-08 .. 2010-08)
+    python -m bench.backtest_results stocks_10m  # the same, a 10,000,000 account
     python -m bench.backtest_results indices     # ^GSPC and ^IXIC, 1999 .. 2018
     python -m bench.backtest_results synthetic   # the default synthetic market (50 symbols, 2012 .. 2018)
+    python -m bench.backtest_results synthetic_10m   # the same, a 10,000,000 account
 
 Each dataset gets its own data folder (``data/results/<dataset>``: lake, warehouse, backtests, report, a Dagster
 instance) and its own params file there (params.yaml with the dataset's ``backtest.run`` and ``backtest.tuning``);
@@ -28,8 +30,17 @@ DATASETS: dict[str, dict] = {
     # The stock year has 245 trading days: 140 of warm-up leave ~105 to test; the tuning validates on the 40 before
     # them (risk needs 60 days of returns before its first decision).
     "stocks": {"source": "sample", "run": {"exclude": INDICES, "warmup_days": 140}, "tuning": {"validation_days": 40}},
+    "stocks_10m": {
+        "source": "sample",
+        "run": {"exclude": INDICES, "warmup_days": 140},
+        "tuning": {"validation_days": 40},
+        "risk": {"account_equity": 1.0e7},
+    },  # fmt: skip
     "indices": {"source": "sample", "run": {"symbols": INDICES, "warmup_days": 250}},
     "synthetic": {"source": "synthetic", "run": {"warmup_days": 250}},
+    # The same market traded by a 10,000,000 account (the caps scale with equity): orders reach a share of ADV
+    # where the cost-aware schedule slices them.
+    "synthetic_10m": {"source": "synthetic", "run": {"warmup_days": 250}, "risk": {"account_equity": 1.0e7}},
 }
 BUILD = ["ingest", "features", "features_daily", "labels"]
 BACKTEST = ["backtest_tuning", "backtest", "backtest_report"]
@@ -46,6 +57,7 @@ def main(name: str) -> None:
     params = yaml.safe_load(PARAMS_FILE.read_text(encoding="utf-8"))
     params["backtest"]["run"] |= dataset["run"]
     params["backtest"]["tuning"] |= dataset.get("tuning", {})
+    params["risk"] |= dataset.get("risk", {})
     data_dir.mkdir(parents=True, exist_ok=True)
     params_file = data_dir / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")

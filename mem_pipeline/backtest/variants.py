@@ -5,7 +5,9 @@ each a set of configs and signal options the walk-forward replay runs through th
 ``backtest.static.memory_rows`` labelled rows (no walk-forward selection, no calibration, no ensemble), fixed
 confidence thresholds (``|p_up - 0.5| > min_edge``), a fixed notional per symbol (``risk.max_symbol_exposure``
 of a ``reference_equity`` account) under the fixed 750 / 3,000 caps (no net cap), no regime multiplier, no CVaR
-budget, no drawdown kill switch and every order sent whole at the open.
+budget, no drawdown kill switch and every order sent whole at the open. It rounds to lots as MEM does (toward
+zero, then whole lots handed back while the caps hold): 3,000 spread over 500 names would otherwise round to
+nothing, which would measure the rounding, not the system.
 
 The ablations change one thing each: ``no_regime`` (every regime multiplier 1), ``no_calibration`` (the raw
 LightGBM probability where the calibrated one goes), ``no_kelly`` (fixed fraction sizing), ``no_cvar`` (no CVaR
@@ -100,7 +102,6 @@ def kernel_variant(
             cvar_budget=NO_CVAR_BUDGET,
             max_net_exposure=NO_NET_CAP,
             kill_drawdown=NO_KILL_SWITCH,
-            lot_top_up=False,
         )
         return Variant(name, static_risk, decision, False, False, False, static.memory_rows, False)
     if name == ORACLE:
