@@ -33,10 +33,15 @@ def plot_equity_and_drawdowns(curves: Mapping[str, tuple[Sequence[dt.date], Sequ
     if not curves:
         raise ValueError("no equity curve to plot")
     figure, (top, bottom) = _figure(11, 7, 2, sharex=True, gridspec_kw={"height_ratios": [3, 1.5]})
-    for name, (dates, equity) in curves.items():
+    from matplotlib import colormaps
+
+    palette = colormaps["tab20"].colors  # 20 distinct colours: a report has up to 11 curves
+    for k, (name, (dates, equity)) in enumerate(curves.items()):
         e = np.asarray(equity, dtype=np.float64)
-        top.plot(list(dates), e / e[0], label=name, linewidth=1.2)
-        bottom.plot(list(dates), e / np.maximum.accumulate(e) - 1, linewidth=1.0)
+        first = k == 0  # the first curve (MEM in a report) drawn bold and black, over the others
+        style = {"color": "black" if first else palette[(2 * k) % 20 + (k >= 10)], "zorder": 3 if first else 2}
+        top.plot(list(dates), e / e[0], label=name, linewidth=2.0 if first else 1.1, **style)
+        bottom.plot(list(dates), e / np.maximum.accumulate(e) - 1, linewidth=1.4 if first else 0.9, **style)
     top.set_ylabel("growth of 1")
     top.legend(loc="upper left", fontsize=8)
     top.grid(alpha=0.3)

@@ -105,9 +105,16 @@ def verdicts(table: pl.DataFrame) -> list[str]:
         if other in rows:
             o = rows[other]
             word = "beats" if mem["sharpe"] > o["sharpe"] else "loses to"
+            overlap = mem["sharpe_ci_low"] <= o["sharpe_ci_high"] and o["sharpe_ci_low"] <= mem["sharpe_ci_high"]
+            significance = (
+                "the 95% bootstrap intervals of Sharpe overlap: not a significant difference"
+                if overlap
+                else "the 95% bootstrap intervals of Sharpe do not overlap"
+            )
             out.append(
-                f"MEM {word} {other}: Sharpe {mem['sharpe']:.2f} vs {o['sharpe']:.2f}, CAGR {mem['cagr']:.2%} vs "
-                f"{o['cagr']:.2%}, max drawdown {mem['max_drawdown']:.2%} vs {o['max_drawdown']:.2%}."
+                f"MEM {word} {other} on Sharpe: {mem['sharpe']:.2f} vs {o['sharpe']:.2f} ({significance}); CAGR "
+                f"{mem['cagr']:.2%} vs {o['cagr']:.2%}, max drawdown {mem['max_drawdown']:.2%} vs "
+                f"{o['max_drawdown']:.2%}."
             )
     for name, r in rows.items():
         if name in (MEM, STATIC, *BASELINES):

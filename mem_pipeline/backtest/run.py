@@ -321,6 +321,7 @@ def run_backtest(
             "refits": [d.isoformat() for d in result.refits],
             "timings": result.timings,
             "orders": sum(o.height for o in result.orders.values()),
+            "signal_fits": result.signal_fits,
             "variant_settings": _settings(variant),
         }
         run = BacktestRun(

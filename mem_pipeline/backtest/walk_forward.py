@@ -216,6 +216,7 @@ class Replay:
     timings: dict[str, float]
     signals: pl.DataFrame  # trade_date, symbol, p_up, reference_price, target_notional: each day's signal and book
     regimes: pl.DataFrame  # trade_date, p_regime_*: the regime probabilities each day decided with
+    signal_fits: list[dict[str, str]] = field(default_factory=list)  # per refit: the selected, published model
 
     def equity(self) -> pl.DataFrame:
         """``trade_date, equity`` at each replayed day's close (after that day's fills)."""
@@ -263,12 +264,16 @@ def replay(
     orders: dict[dt.date, pl.DataFrame] = {}
     signals: list[pl.DataFrame] = []
     regimes: list[dict[str, object]] = []
+    fits: list[dict[str, str]] = []
     upto_end = pl.col("trade_date") <= end
     first = index[days[0]]
     for day in days:
         t0 = time.perf_counter()
         if models is None or day in refits:
             models = fit_day_models(history, day, configs, models, variant, journal, oracle, cache)
+            fitted = getattr(models.signal, "fitted", None)  # what the walk-forward selection chose, per refit
+            if fitted is not None:
+                fits.append({"as_of": day.isoformat(), "selected": fitted.selected, "published": fitted.published})
             regime_probabilities = models.regime.filtered_probabilities(history.market.filter(upto_end))
             vol_forecasts = models.vol.forecast(history.returns.filter(upto_end))
         t1 = time.perf_counter()
@@ -316,4 +321,4 @@ def replay(
         t4 = time.perf_counter()
         for key, seconds in zip(timings, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             timings[key] += seconds
-    return Replay(days, orders, sorted(refits), sim.result, timings, pl.concat(signals), pl.DataFrame(regimes))
+    return Replay(days, orders, sorted(refits), sim.result, timings, pl.concat(signals), pl.DataFrame(regimes), fits)
