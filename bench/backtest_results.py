@@ -3,6 +3,7 @@
     python -m bench.backtest_results stocks      # the 524-stock year (2009-08 .. 2010-08)
     python -m bench.backtest_results stocks_10m  # the same, a 10,000,000 account
     python -m bench.backtest_results indices     # ^GSPC and ^IXIC, 1999 .. 2018
+    python -m bench.backtest_results stocks backtest_report   # only the report, from the stored variants
     python -m bench.backtest_results synthetic   # the default synthetic market (50 symbols, 2012 .. 2018)
     python -m bench.backtest_results synthetic_10m   # the same, a 10,000,000 account
 
@@ -50,7 +51,7 @@ def _jobs(jobs: list[str], env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "assets.run", *jobs], check=True, env=env, cwd=PROJECT_ROOT)
 
 
-def main(name: str) -> None:
+def main(name: str, jobs: list[str] | None = None) -> None:
     dataset = DATASETS[name]
     root = PROJECT_ROOT / "data" / "results"
     data_dir = root / name
@@ -77,7 +78,7 @@ def main(name: str) -> None:
         else:
             _jobs(BUILD, env)
     built = time.perf_counter()
-    _jobs(BACKTEST, env)
+    _jobs(jobs or BACKTEST, env)
     done = time.perf_counter()
     report = data_dir / "reports" / "backtest" / "report.md"
     print(f"{name}: build {built - started:.0f}s, tuning + backtest + report {done - built:.0f}s -> {report}")
@@ -85,4 +86,5 @@ def main(name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "synthetic")
+    # A second argument runs only those jobs, e.g. ``backtest_report`` to redraw a report from stored variants.
+    main(sys.argv[1] if len(sys.argv) > 1 else "synthetic", sys.argv[2:] or None)
