@@ -37,7 +37,13 @@ DATASETS: dict[str, dict] = {
         "tuning": {"validation_days": 40},
         "risk": {"account_equity": 1.0e7},
     },  # fmt: skip
-    "indices": {"source": "sample", "run": {"symbols": INDICES, "warmup_days": 250}},
+    # Two symbols give 500 training rows a year: three years of warm-up before the first decision (and the
+    # tuning's 126-day validation window) leave the signal's walk-forward folds enough rows.
+    "indices": {
+        "source": "sample",
+        "run": {"symbols": INDICES, "warmup_days": 750},
+        "tuning": {"validation_days": 126},
+    },
     "synthetic": {"source": "synthetic", "run": {"warmup_days": 250}},
     # The same market traded by a 10,000,000 account (the caps scale with equity): orders reach a share of ADV
     # where the cost-aware schedule slices them.
