@@ -7,20 +7,25 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-
-def _figure(width: float, height: float, rows: int = 1, **kwargs: object):  # noqa: ANN202
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=100)
+
+def _figure(width: float, height: float, rows: int = 1, **kwargs: Any) -> tuple[Figure, Any]:
+    """A figure on the Agg canvas and its ``rows`` axes (one ``Axes``, or an array of them)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as AggFigure
+
+    figure = AggFigure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(figure)
     return figure, figure.subplots(rows, 1, **kwargs)
 
 
-def _save(figure, path: Path) -> Path:  # noqa: ANN001
+def _save(figure: Figure, path: Path) -> Path:
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

@@ -38,6 +38,7 @@ from mem_pipeline.core.files import atomic_write_bytes, atomic_write_parquet
 from mem_pipeline.core.params import model_params
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.decisions.config import DecisionConfig
+from mem_pipeline.decisions.inputs import CostModel
 from mem_pipeline.execution.brokers.paper import PaperConfig
 from mem_pipeline.execution.impact import impact_cost_bps
 from mem_pipeline.ingest.sources.synthetic import load_truth
@@ -125,7 +126,7 @@ class BacktestParams:
         return kernel_variant(name, self.risk, self.decision, self.static)
 
 
-def law_cost_model(paper: PaperConfig):  # noqa: ANN201 - a CostModel
+def law_cost_model(paper: PaperConfig) -> CostModel:
     """The expected cost (``z = 0``) of the simulator's own law: what the backtest's orders say they will cost."""
 
     def cost(orders: pl.DataFrame) -> np.ndarray:
