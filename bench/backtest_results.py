@@ -36,13 +36,15 @@ DATASETS: dict[str, dict] = {
         "run": {"exclude": INDICES, "warmup_days": 140},
         "tuning": {"validation_days": 40},
         "risk": {"account_equity": 1.0e7},
-    },  # fmt: skip
+    },
     # Two symbols give 500 training rows a year: three years of warm-up before the first decision (and the
-    # tuning's 126-day validation window) leave the signal's walk-forward folds enough rows.
+    # tuning's 126-day validation window) leave the signal's walk-forward folds enough rows. A 10,000 account
+    # cannot hold one whole share of an index quoted at 1,000 to 8,000 under its 750 per-symbol cap: 10,000,000.
     "indices": {
         "source": "sample",
         "run": {"symbols": INDICES, "warmup_days": 750},
         "tuning": {"validation_days": 126},
+        "risk": {"account_equity": 1.0e7},
     },
     "synthetic": {"source": "synthetic", "run": {"warmup_days": 250}},
     # The same market traded by a 10,000,000 account (the caps scale with equity): orders reach a share of ADV
