@@ -1,0 +1,207 @@
+"""``mem``: MEM's command line (Typer, rich). Jobs run on the project's Dagster instance, as the UI's would.
+
+mem demo                     # the whole path on the configured source (what `make demo` runs)
+mem ui                       # the Dagster UI and daemon on http://127.0.0.1:3000
+mem backtest [VARIANT ...]   # tuning, the variants (default: all, one run) and the report
+mem report                   # the backtest report's table and verdicts
+mem orders [--state STATE]   # the ledger's child orders
+mem positions                # the ledger's positions
+mem doctor                   # what this environment has, and what is missing
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mem_pipeline.core.paths import PARAMS_FILE, PROJECT_ROOT, Paths
+
+app = typer.Typer(help="MEM: market data to trade decisions and orders, reproducibly.", no_args_is_help=True)
+console = Console()
+
+
+def _table(frame: pl.DataFrame, title: str, limit: int = 50) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(column, justify="right" if frame[column].dtype.is_numeric() else "left")
+    for row in frame.head(limit).iter_rows():
+        table.add_row(*("—" if v is None else f"{v:,.6g}" if isinstance(v, float) else str(v) for v in row))
+    return table
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+def _instance():  # noqa: ANN202 - a DagsterInstance, imported late: `mem doctor` must work without one
+    import dagster as dg
+
+    from assets.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    return dg.DagsterInstance.get()
+
+
+@app.command()
+def demo() -> None:
+    """Ingest, features, models, the decision day, execution and fills on the configured source."""
+    from assets.demo import main
+
+    main()
+
+
+@app.command()
+def ui(port: int = 3000) -> None:
+    """The Dagster UI (webserver and daemon) on 127.0.0.1."""
+    from assets.instance import ensure_dagster_home
+
+    ensure_dagster_home()
+    dagster = Path(sys.executable).parent / "dagster"
+    workspace = PROJECT_ROOT / "workspace.yaml"
+    raise typer.Exit(subprocess.call([str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]))
+
+
+@app.command()
+def backtest(
+    variants: Annotated[list[str] | None, typer.Argument(help="variants to run (default: every one)")] = None,
+    tune: Annotated[bool, typer.Option(help="run backtest_tuning first")] = True,
+) -> None:
+    """Backtest the variants on the built warehouse (after `mem demo` or the ingest and features jobs), then the
+    report."""
+    from assets.run import run_job
+    from mem_pipeline.backtest.variants import VARIANTS
+
+    unknown = sorted(set(variants or ()) - set(VARIANTS))
+    if unknown:
+        _fail(f"unknown variants {unknown}; choose among {list(VARIANTS)}")
+    instance = _instance()
+    if tune:
+        console.print(f"backtest_tuning: {run_job('backtest_tuning', instance):.1f}s")
+    chosen = variants or list(VARIANTS)
+    if variants is None:  # every variant as one run: refits shared
+        console.print(f"backtest (all variants): {run_job('backtest', instance):.1f}s")
+    else:
+        for name in chosen:
+            console.print(f"backtest[{name}]: {run_job('backtest', instance, name, name):.1f}s")
+    console.print(f"backtest_report: {run_job('backtest_report', instance):.1f}s")
+    report()
+
+
+@app.command()
+def report() -> None:
+    """The backtest report's table and verdicts (from data/reports/backtest/)."""
+    folder = Paths.from_env().reports / "backtest"
+    if not (folder / "variants.csv").exists():
+        _fail(f"no report in {folder}: run `mem backtest` (or materialize backtest_report in the UI)")
+    table = pl.read_csv(folder / "variants.csv")
+    shown = table.select(
+        "variant",
+        pl.col("sharpe").round(2),
+        pl.format("[{}, {}]", pl.col("sharpe_ci_low").round(2), pl.col("sharpe_ci_high").round(2)).alias("95% CI"),
+        (pl.col("cagr") * 100).round(1).alias("CAGR %"),
+        (pl.col("max_drawdown") * 100).round(1).alias("max DD %"),
+        pl.col("dsr").round(2).fill_nan(None).alias("DSR"),
+    )
+    console.print(_table(shown, f"Backtest ({folder / 'report.md'})"))
+    for line in (folder / "report.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("- "):
+            console.print(line)
+
+
+@app.command()
+def orders(
+    state: Annotated[str | None, typer.Option(help="only child orders in this state, e.g. filled")] = None,
+    limit: int = 50,
+) -> None:
+    """The execution ledger's child orders, newest decision first."""
+    from mem_pipeline.execution.runtime import open_ledger
+
+    ledger = open_ledger(Paths.from_env())
+    try:
+        frame = ledger.orders_frame()
+    finally:
+        ledger.close()
+    if frame.height == 0:
+        console.print("0 child orders: nothing has been executed (run `mem demo`, or the execute_orders job)")
+        return
+    if state is not None:
+        frame = frame.filter(pl.col("state") == state)
+    columns = [c for c in ("client_id", "symbol", "side", "quantity", "filled_quantity", "state", "decision_date")
+               if c in frame.columns]  # fmt: skip
+    if "decision_date" in frame.columns:
+        frame = frame.sort("decision_date", descending=True)
+    console.print(_table(frame.select(columns), f"{frame.height} child orders", limit))
+
+
+@app.command()
+def positions() -> None:
+    """The execution ledger's positions (signed units per symbol, from booked fills)."""
+    from mem_pipeline.execution.runtime import open_ledger
+
+    ledger = open_ledger(Paths.from_env())
+    try:
+        frame = ledger.positions()
+    finally:
+        ledger.close()
+    console.print(_table(frame, f"{frame.height} positions"))
+
+
+@app.command()
+def doctor() -> None:
+    """Check the environment: versions, the params file, the Dagster instance, the warehouse, the ledger, disk."""
+    from importlib.metadata import version
+
+    paths = Paths.from_env()
+    checks: list[tuple[str, bool, str]] = []
+    for package in ("dagster", "dbt-duckdb", "duckdb", "polars", "lightgbm", "optuna"):
+        try:
+            checks.append((package, True, version(package)))
+        except Exception as exc:  # noqa: BLE001 - a missing package is a finding, not a crash
+            checks.append((package, False, f"not installed ({exc.__class__.__name__}): run `make install`"))
+    checks.append(("params", PARAMS_FILE.exists(), str(PARAMS_FILE)))
+    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+    checks.append(("dagster instance", (home / "dagster.yaml").exists(), f"{home} (created by `make install`)"))
+    warehouse = paths.warehouse / "mem.duckdb"
+    if warehouse.exists():
+        import duckdb
+
+        try:
+            duckdb.connect(str(warehouse), read_only=True).close()
+            checks.append(("warehouse", True, f"{warehouse} opens read-only"))
+        except duckdb.Error as exc:
+            checks.append(("warehouse", False, f"{warehouse} is locked or broken: {exc}"))
+    else:
+        checks.append(("warehouse", False, f"{warehouse} not built yet: run `mem demo`"))
+    try:
+        from mem_pipeline.execution.runtime import open_ledger
+
+        ledger = open_ledger(paths)
+        ledger.positions()
+        ledger.close()
+        checks.append(("ledger", True, "reachable"))
+    except Exception as exc:  # noqa: BLE001 - reported, never raised: the URL may carry a password
+        checks.append(("ledger", False, f"unreachable ({exc.__class__.__name__}): check execution.ledger_url"))
+    free = shutil.disk_usage(paths.data if paths.data.exists() else PROJECT_ROOT).free / 2**30
+    checks.append(("free disk", free > 2, f"{free:.1f} GiB under {paths.data}"))
+    table = Table(title="mem doctor", title_justify="left")
+    for column in ("check", "ok", "detail"):
+        table.add_column(column)
+    for name, ok, detail in checks:
+        table.add_row(name, "[green]yes[/green]" if ok else "[red]no[/red]", detail)
+    console.print(table)
+    if not all(ok for name, ok, _ in checks if name != "warehouse"):
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
