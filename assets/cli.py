@@ -12,6 +12,7 @@ mem doctor                   # what this environment has, and what is missing
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,70 @@ def ui(port: int = 3000) -> None:
     dagster = Path(sys.executable).parent / "dagster"
     workspace = PROJECT_ROOT / "workspace.yaml"
     raise typer.Exit(subprocess.call([str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]))
+
+
+def _use_source(source: str | None) -> None:
+    """Select the source before the definitions are imported (their partitions follow the source's calendar)."""
+    if source is not None:
+        from mem_pipeline.ingest.sources.registry import SOURCE_NAMES
+
+        if source not in SOURCE_NAMES:
+            _fail(f"unknown source {source!r}; one of {list(SOURCE_NAMES)}")
+        os.environ["MEM_SOURCE"] = source
+
+
+@app.command()
+def ingest(
+    source: Annotated[str | None, typer.Option(help="sample | synthetic | files | ccxt (default: params.yaml)")] = None,
+    start: Annotated[str | None, typer.Option(help="first partition key (default: the calendar's first)")] = None,
+    end: Annotated[str | None, typer.Option(help="last partition key (default: the calendar's last)")] = None,
+) -> None:
+    """Ingest through the quality gate into the lake, as one backfill run."""
+    _use_source(source)
+    from assets.run import run_job
+
+    console.print(f"ingest: {run_job('ingest', _instance(), start, end):.1f}s")
+
+
+@app.command()
+def backfill(
+    start: str,
+    end: str,
+    source: Annotated[str | None, typer.Option(help="default: params.yaml's source")] = None,
+) -> None:
+    """Ingest START..END, then rebuild the features over it and the labels (one run per job)."""
+    _use_source(source)
+    from assets.run import run_job
+
+    instance = _instance()
+    for job in ("ingest", "features", "features_daily", "labels"):
+        partitioned = job in ("ingest", "features_daily")
+        seconds = run_job(job, instance, start if partitioned else None, end if partitioned else None)
+        console.print(f"{job}: {seconds:.1f}s")
+
+
+@app.command()
+def decide(day: str) -> None:
+    """The day's risk limits and trade decision (the models must have a refit as of the day or earlier)."""
+    from assets.run import run_job
+
+    console.print(f"decisions {day}: {run_job('decisions', _instance(), day, day):.1f}s")
+
+
+KILL_SWITCH = re.compile(r"^(\s+kill_switch:\s*)(true|false)\b", re.MULTILINE)
+
+
+@app.command("kill-switch")
+def kill_switch(state: Annotated[str, typer.Argument(help="on | off")]) -> None:
+    """Set the operator's emergency stop in params.yaml: on, the gate sends nothing from the next execution run."""
+    if state not in ("on", "off"):
+        _fail(f"kill-switch takes on or off, got {state!r}")
+    path = Path(os.environ.get("MEM_PARAMS") or PARAMS_FILE)
+    text = path.read_text(encoding="utf-8")
+    if len(KILL_SWITCH.findall(text)) != 1:
+        _fail(f"{path}: expected one `kill_switch: true|false` line under execution.gate")
+    path.write_text(KILL_SWITCH.sub(rf"\g<1>{'true' if state == 'on' else 'false'}", text), encoding="utf-8")
+    console.print(f"kill switch {state} in {path} (takes effect at the next execution run)")
 
 
 @app.command()

@@ -93,3 +93,26 @@ def test_orders_lists_the_ledgers_children_by_state(data) -> None:
     assert every.exit_code == 0 and "3 child orders" in every.output and every.output.count("AAA") == 3
     new = runner.invoke(app, ["orders", "--state", "new"])
     assert "2 child orders" in new.output and first not in new.output
+
+
+def test_kill_switch_flips_only_the_gates_line_of_the_params_file(data, tmp_path, monkeypatch) -> None:
+    from mem_pipeline.core.params import load_params
+    from mem_pipeline.core.paths import PARAMS_FILE
+
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setenv("MEM_PARAMS", str(params))
+    before = params.read_text(encoding="utf-8")
+    on = runner.invoke(app, ["kill-switch", "on"])
+    assert on.exit_code == 0, on.output
+    assert load_params(params)["execution"]["gate"]["kill_switch"] is True
+    changed = [(a, b) for a, b in zip(before.splitlines(), params.read_text().splitlines(), strict=True) if a != b]
+    assert len(changed) == 1 and "kill_switch: true" in changed[0][1] and "#" in changed[0][1]  # comment kept
+    assert runner.invoke(app, ["kill-switch", "off"]).exit_code == 0
+    assert params.read_text(encoding="utf-8") == before
+    assert runner.invoke(app, ["kill-switch", "maybe"]).exit_code == 1
+
+
+def test_ingest_refuses_an_unknown_source(data) -> None:
+    result = runner.invoke(app, ["ingest", "--source", "nasdaq_ftp"])
+    assert result.exit_code == 1 and "unknown source 'nasdaq_ftp'" in result.output
