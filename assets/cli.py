@@ -22,6 +22,7 @@ from typing import Annotated
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mem_pipeline.core.paths import PARAMS_FILE, PROJECT_ROOT, Paths
@@ -72,6 +73,16 @@ def ui(port: int = 3000) -> None:
     raise typer.Exit(subprocess.call([str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]))
 
 
+def _run(job: str, instance, start: str | None = None, end: str | None = None, label: str | None = None) -> None:  # noqa: ANN001
+    """Run a job on the instance behind a spinner, then print its wall time."""
+    from assets.run import run_job
+
+    name = escape(label or job)  # "backtest[mem]" is not rich markup
+    with console.status(f"{name} ..."):
+        seconds = run_job(job, instance, start, end)
+    console.print(f"{name}: {seconds:.1f}s")
+
+
 def _use_source(source: str | None) -> None:
     """Select the source before the definitions are imported (their partitions follow the source's calendar)."""
     if source is not None:
@@ -90,9 +101,7 @@ def ingest(
 ) -> None:
     """Ingest through the quality gate into the lake, as one backfill run."""
     _use_source(source)
-    from assets.run import run_job
-
-    console.print(f"ingest: {run_job('ingest', _instance(), start, end):.1f}s")
+    _run("ingest", _instance(), start, end)
 
 
 @app.command()
@@ -103,21 +112,16 @@ def backfill(
 ) -> None:
     """Ingest START..END, then rebuild the features over it and the labels (one run per job)."""
     _use_source(source)
-    from assets.run import run_job
-
     instance = _instance()
     for job in ("ingest", "features", "features_daily", "labels"):
         partitioned = job in ("ingest", "features_daily")
-        seconds = run_job(job, instance, start if partitioned else None, end if partitioned else None)
-        console.print(f"{job}: {seconds:.1f}s")
+        _run(job, instance, start if partitioned else None, end if partitioned else None)
 
 
 @app.command()
 def decide(day: str) -> None:
     """The day's risk limits and trade decision (the models must have a refit as of the day or earlier)."""
-    from assets.run import run_job
-
-    console.print(f"decisions {day}: {run_job('decisions', _instance(), day, day):.1f}s")
+    _run("decisions", _instance(), day, day, f"decisions {day}")
 
 
 KILL_SWITCH = re.compile(r"^(\s+kill_switch:\s*)(true|false)\b", re.MULTILINE)
@@ -143,7 +147,6 @@ def backtest(
 ) -> None:
     """Backtest the variants on the built warehouse (after `mem demo` or the ingest and features jobs), then the
     report."""
-    from assets.run import run_job
     from mem_pipeline.backtest.variants import VARIANTS
 
     unknown = sorted(set(variants or ()) - set(VARIANTS))
@@ -151,14 +154,12 @@ def backtest(
         _fail(f"unknown variants {unknown}; choose among {list(VARIANTS)}")
     instance = _instance()
     if tune:
-        console.print(f"backtest_tuning: {run_job('backtest_tuning', instance):.1f}s")
-    chosen = variants or list(VARIANTS)
-    if variants is None:  # every variant as one run: refits shared
-        console.print(f"backtest (all variants): {run_job('backtest', instance):.1f}s")
-    else:
-        for name in chosen:
-            console.print(f"backtest[{name}]: {run_job('backtest', instance, name, name):.1f}s")
-    console.print(f"backtest_report: {run_job('backtest_report', instance):.1f}s")
+        _run("backtest_tuning", instance)
+    if not variants:  # every variant as one run: refits shared
+        _run("backtest", instance, label="backtest (all variants)")
+    for name in variants or ():
+        _run("backtest", instance, name, name, f"backtest[{name}]")
+    _run("backtest_report", instance)
     report()
 
 
