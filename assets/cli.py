@@ -223,6 +223,45 @@ def positions() -> None:
 
 
 @app.command()
+def lineage(client_id: str) -> None:
+    """A child order back to its parent, its decision version, what that decision read, and the files."""
+    from mem_pipeline.core.errors import MemError
+    from mem_pipeline.decisions.lineage import trace
+    from mem_pipeline.execution.runtime import open_ledger
+    from mem_pipeline.ingest.sources.registry import configured_source_name
+
+    paths = Paths.from_env()
+    ledger = open_ledger(paths)
+    try:
+        found = trace(paths, ledger, client_id, configured_source_name())
+    except MemError as exc:
+        _fail(str(exc))
+    finally:
+        ledger.close()
+    child = found.child
+    console.print(f"[bold]order[/bold] {client_id}: {child['side']} {child['quantity']:g} {child['symbol']}, "
+                  f"{child['state']}, filled {child['filled_quantity']:g}")  # fmt: skip
+    console.print(_table(found.transitions, "its states"))
+    parent = found.parent
+    console.print(f"[bold]parent[/bold] {parent['parent_id']}: {parent['side']} {parent['quantity']:g} "
+                  f"{parent['symbol']} toward {parent['target_position']:g}, {parent['schedule']} in "
+                  f"{parent['n_slices']} slices")  # fmt: skip
+    decision = found.decision
+    console.print(f"[bold]decision[/bold] {decision['version']} of {decision['decision_date']} "
+                  f"(code {decision['code_version']}, risk assessment {decision['risk_assessment']})")  # fmt: skip
+    for title in ("model_hashes", "data_versions", "inputs"):
+        items = decision[title]
+        if items:
+            frame = pl.DataFrame({"name": list(items), "digest": [str(v) for v in items.values()]})
+            console.print(_table(frame, title.replace("_", " ")))
+    files = pl.DataFrame(
+        {"what": list(found.files), "path": [str(p) for p in found.files.values()],
+         "on disk": ["yes" if p.exists() else "MISSING" for p in found.files.values()]}
+    )  # fmt: skip
+    console.print(_table(files, "files"))
+
+
+@app.command()
 def doctor() -> None:
     """Check the environment: versions, the params file, the Dagster instance, the warehouse, the ledger, disk."""
     from importlib.metadata import version

@@ -116,3 +116,34 @@ def test_kill_switch_flips_only_the_gates_line_of_the_params_file(data, tmp_path
 def test_ingest_refuses_an_unknown_source(data) -> None:
     result = runner.invoke(app, ["ingest", "--source", "nasdaq_ftp"])
     assert result.exit_code == 1 and "unknown source 'nasdaq_ftp'" in result.output
+
+
+def test_lineage_follows_an_order_to_its_decision_what_it_read_and_the_files(data) -> None:
+    from mem_pipeline.core.orders import orders_from_frame
+    from mem_pipeline.core.paths import Paths
+    from mem_pipeline.decisions.lineage import trace
+    from mem_pipeline.decisions.sample_inputs import DECISION_DATE, decide_frames, make_inputs, sqrt_cost_model
+    from mem_pipeline.decisions.store import DecisionStore
+    from mem_pipeline.execution.runtime import open_ledger
+    from mem_pipeline.execution.schedules import plan_children
+
+    paths = Paths.from_env()
+    decision, _ = decide_frames(DECISION_DATE, cost_model=sqrt_cost_model, **make_inputs(n_symbols=8, seed=4))
+    DecisionStore(paths.decisions).write(decision)
+    ledger = open_ledger(paths)
+    parent = orders_from_frame(decision.orders)[0]
+    ledger.record_plan([(parent, plan_children(parent))])
+    child = ledger.children()[0].client_id
+    found = trace(paths, ledger, child, "sample")
+    ledger.close()
+    assert found.parent["decision_version"] == decision.version and found.child["symbol"] == parent.symbol
+    assert found.decision["model_hashes"] == decision.manifest["model_hashes"]
+    assert found.decision["inputs"] == decision.manifest["inputs"]
+    assert found.files["decision_orders"].exists()
+    assert found.files["raw_bars_of_the_day"] == paths.bars("sample") / f"date={DECISION_DATE}" / "part.parquet"
+    assert set(found.missing()) >= {"raw_bars_of_the_day", "risk_inputs"}  # never written in this test
+    shown = runner.invoke(app, ["lineage", child])
+    assert shown.exit_code == 0, shown.output
+    assert decision.version in shown.output and "MISSING" in shown.output and "model hashes" in shown.output
+    unknown = runner.invoke(app, ["lineage", "nope"])
+    assert unknown.exit_code == 1 and "no child order 'nope'" in unknown.output
