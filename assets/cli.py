@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -259,6 +260,22 @@ def lineage(client_id: str) -> None:
          "on disk": ["yes" if p.exists() else "MISSING" for p in found.files.values()]}
     )  # fmt: skip
     console.print(_table(files, "files"))
+
+
+@app.command()
+def metrics(port: int = 9108) -> None:
+    """Serve Prometheus metrics on 127.0.0.1:PORT (orders by state, rejections, exposure, decision age, data
+    freshness, last run per job) until interrupted."""
+    from assets.metrics import serve
+    from mem_pipeline.ingest.sources.registry import configured_source_name
+
+    server, _ = serve(Paths.from_env(), configured_source_name(), port, _instance())
+    console.print(f"metrics on http://127.0.0.1:{server.server_port}/metrics (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
 
 
 @app.command()
