@@ -88,7 +88,8 @@ def test_the_backtest_is_partitioned_by_variant_and_a_backfill_is_one_run() -> N
 
 def test_schedules_and_the_execution_sensor() -> None:
     schedules = {s.name: s for s in defs.schedules}
-    assert set(schedules) == {"labels_schedule", "models_schedule"}
+    assert set(schedules) == {"labels_schedule", "models_schedule", "backtest_report_schedule"}
+    assert schedules["backtest_report_schedule"].cron_schedule == "0 7 * * 0"  # after Saturday's refits
     # labels are rebuilt before the models refit on them, both weekly
     assert (schedules["labels_schedule"].cron_schedule, schedules["models_schedule"].cron_schedule) == (
         "30 5 * * 6",

@@ -4,6 +4,8 @@ ledger's own rows (read here with sqlite3), decision age, data freshness, and th
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import sqlite3
 import urllib.request
 
@@ -12,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from assets.metrics import serve
 from mem_pipeline.core.orders import orders_from_frame
-from mem_pipeline.core.paths import Paths
+from mem_pipeline.core.paths import PROJECT_ROOT, Paths
 from mem_pipeline.decisions.sample_inputs import DECISION_DATE, decide_frames, make_inputs, sqrt_cost_model
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.execution.gate import Rejection
@@ -74,3 +76,8 @@ def test_the_metrics_endpoint_reports_the_ledger_decisions_data_and_runs(tmp_pat
     assert got[("mem_last_run_success", (("job", "__ephemeral_asset_job__"),))] == 1.0
     assert got[("mem_last_run_duration_seconds", (("job", "__ephemeral_asset_job__"),))] > 0
     assert got[("mem_gross_exposure", ())] == 0.0  # nothing filled yet
+    # The Grafana dashboard shipped beside the endpoint queries only metrics the endpoint serves.
+    dashboard = json.loads((PROJECT_ROOT / "config" / "grafana" / "mem_dashboard.json").read_text())
+    queried = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"mem_[a-z_]+", t["expr"])}
+    served = {name for name, _ in got} | {"mem_position_units"}  # no position yet: the family is empty
+    assert queried and queried <= served, queried - served
