@@ -234,21 +234,6 @@ def universe_digest(history: History) -> str:
     return hashlib.sha256(symbols.encode()).hexdigest()[:16]
 
 
-def _daily(result: SimResult, days: list[dt.date]) -> pl.DataFrame:
-    index = {d: i for i, d in enumerate(result.dates)}
-    rows = [index[d] for d in days]
-    return pl.DataFrame(
-        {
-            "trade_date": days,
-            "equity": result.equity[rows],
-            "cash": result.cash[rows],
-            "gross_exposure": result.gross_exposure[rows],
-            "traded_notional": result.traded_notional[rows],
-            "costs": result.costs[rows],
-        }
-    )
-
-
 def _with_next_returns(signals: pl.DataFrame, returns: pl.DataFrame) -> pl.DataFrame:
     """Each (symbol, day)'s realized next-day return beside the day's signal (for the permutation test)."""
     nxt = returns.sort("symbol", "trade_date").with_columns(next_ret=pl.col("ret_1d").shift(-1).over("symbol"))
@@ -292,7 +277,7 @@ def run_backtest(
         empty = pl.DataFrame(schema={"symbol": pl.String(), "p_up": pl.Float64(), "reference_price": pl.Float64(),
                                      "target_notional": pl.Float64(), "trade_date": pl.Date(),
                                      "next_ret": pl.Float64()})  # fmt: skip
-        run = BacktestRun(name, _daily(result, days), empty, pl.DataFrame({"trade_date": days}), _fills(result), info)
+        run = BacktestRun(name, result.daily(days), empty, pl.DataFrame({"trade_date": days}), _fills(result), info)
     else:
         oracle = None
         if name == ORACLE:
@@ -327,7 +312,7 @@ def run_backtest(
         }
         run = BacktestRun(
             name,
-            _daily(result.result, result.days),
+            result.result.daily(result.days),
             _with_next_returns(result.signals, history.returns),
             result.regimes.join(history.market, on="trade_date", how="left"),
             _fills(result.result),

@@ -98,6 +98,13 @@ class SimResult:
     gross_exposure: np.ndarray  # Σ |position| · mark at each close
     fills: list[dict[str, object]] = field(default_factory=list)
 
+    def daily(self, days: list[dt.date]) -> pl.DataFrame:
+        """``trade_date, equity, cash, gross_exposure, traded_notional, costs`` on ``days`` (each at its close)."""
+        index = {d: i for i, d in enumerate(self.dates)}
+        rows = [index[d] for d in days]
+        columns = ("equity", "cash", "gross_exposure", "traded_notional", "costs")
+        return pl.DataFrame({"trade_date": days, **{c: getattr(self, c)[rows] for c in columns}})
+
 
 class DailySimulator:
     """Trades toward targets one day at a time: ``step(t, targets)`` decides at day ``t``'s close and fills at

@@ -22,7 +22,7 @@ from scipy.stats import norm
 
 from mem_pipeline.backtest.simulator import BacktestError
 from mem_pipeline.ingest.sources.synthetic import SyntheticTruth
-from mem_pipeline.models.signal import FittedSignal, LogisticBaseline, fit_logistic
+from mem_pipeline.models.signal import FittedSignal, LogisticBaseline, feature_matrix, fit_logistic
 from mem_pipeline.models.signal_columns import KNOWN_DATE, LABEL
 
 
@@ -42,10 +42,6 @@ class VariantSignal:
         return self.fitted.predict_signal(frame, calibrated=self.calibrated, ensemble=self.ensemble)
 
 
-def _matrix(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    return frame.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy()  # nulls become NaN
-
-
 @dataclass(frozen=True)
 class FifoLogistic:
     """The static system's model: a logistic regression on the newest ``rows`` labelled rows (its FIFO memory),
@@ -63,12 +59,14 @@ class FifoLogistic:
         y = newest[LABEL].cast(pl.Float64).to_numpy()
         if newest.height < 2 or len(np.unique(y)) < 2:
             raise BacktestError(f"static model: {newest.height} labelled rows with one class cannot be fitted")
-        return cls(tuple(columns), fit_logistic(_matrix(newest, columns), y, c), newest.height)
+        return cls(tuple(columns), fit_logistic(feature_matrix(newest, columns, "static model"), y, c), newest.height)
 
     def predict_signal(self, frame: pl.DataFrame) -> pl.Series:
         if frame.height == 0:
             return pl.Series("p_up", [], dtype=pl.Float64())
-        return pl.Series("p_up", self.model.predict_proba(_matrix(frame, self.columns)), dtype=pl.Float64())
+        return pl.Series(
+            "p_up", self.model.predict_proba(feature_matrix(frame, self.columns, "static model")), dtype=pl.Float64()
+        )
 
 
 class Oracle:

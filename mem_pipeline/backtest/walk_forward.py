@@ -220,10 +220,7 @@ class Replay:
 
     def equity(self) -> pl.DataFrame:
         """``trade_date, equity`` at each replayed day's close (after that day's fills)."""
-        index = {d: i for i, d in enumerate(self.result.dates)}
-        return pl.DataFrame(
-            {"trade_date": self.days, "equity": [float(self.result.equity[index[d]]) for d in self.days]}
-        )
+        return self.result.daily(self.days).select("trade_date", "equity")
 
 
 def replay(

@@ -332,7 +332,7 @@ def fit_logistic(x: FloatArray, y: FloatArray, c: float, weight: FloatArray | No
 # --------------------------------------------------------------------------------------------
 
 
-def _matrix(frame: pl.DataFrame, columns: Sequence[str], where: str) -> FloatArray:
+def feature_matrix(frame: pl.DataFrame, columns: Sequence[str], where: str) -> FloatArray:
     """Feature matrix (nulls become NaN, which LightGBM handles; the baseline imputes them).
 
     Values are rounded to float32 precision: DuckDB's parallel window sums can differ in the last bits of a
@@ -383,7 +383,7 @@ class FittedSignal:
     oos: pl.DataFrame | None = None
 
     def raw_score(self, frame: pl.DataFrame) -> FloatArray:
-        x = _matrix(frame, self.feature_columns, "predict")
+        x = feature_matrix(frame, self.feature_columns, "predict")
         if x.shape[0] == 0:
             return np.empty(0)
         return np.asarray(self.booster.predict(x, raw_score=True, num_threads=NUM_THREADS), dtype=np.float64)
@@ -396,7 +396,7 @@ class FittedSignal:
         return pl.Series("p_up_raw", _sigmoid(self.raw_score(frame)), dtype=pl.Float64())
 
     def predict_baseline(self, frame: pl.DataFrame) -> pl.Series:
-        x = _matrix(frame, self.feature_columns, "predict_baseline")
+        x = feature_matrix(frame, self.feature_columns, "predict_baseline")
         return pl.Series("p_up_logistic", self.logistic.predict_proba(x), dtype=pl.Float64())
 
     def predict_selected(self, frame: pl.DataFrame) -> pl.Series:
@@ -565,7 +565,7 @@ def fit_signal(
     require_columns(frame, [SYMBOL, DATE, LABEL, *feature_columns], where)
     if frame[DATE].null_count():
         raise SignalError(f"{where}: column {DATE!r} has {frame[DATE].null_count()} nulls")
-    x = _matrix(frame, feature_columns, where)
+    x = feature_matrix(frame, feature_columns, where)
     y = _labels(frame, where)
     w = None
     if sample_weight is not None:

@@ -34,7 +34,8 @@ TUNING = "tuning"  # under data/backtest/
     "before the backtest's (backtest.tuning in params.yaml); the best becomes MEM's in the backtest.",
 )
 def backtest_tuning(context: dg.AssetExecutionContext, lake: LakeResource, market: MarketDataResource):
-    paths, at = lake.paths(), setup(lake.paths(), market.source)
+    paths = lake.paths()
+    at = setup(paths, market.source)
     params = at.params
     result = tune(at.history, at.start, params, law_cost_model(params.paper), params.tuning, at.universe)
     folder = result.save(paths.backtest / TUNING)
@@ -73,7 +74,7 @@ def backtest(context: dg.AssetExecutionContext, lake: LakeResource, market: Mark
     history = at.history
     params = at.params.with_tuned(load_best(paths.backtest / TUNING, at.start, at.universe))
     cache = FitCache()
-    done: dict[str, dict[str, float]] = {}
+    done: dict[str, BacktestRun] = {}
     skipped: dict[str, str] = {}
     for name in context.partition_keys:
         if name == ORACLE and source != "synthetic":
@@ -82,7 +83,7 @@ def backtest(context: dg.AssetExecutionContext, lake: LakeResource, market: Mark
             continue
         run = run_backtest(paths, source, name, params, history=history, cache=cache)
         run.save(paths.backtest)
-        done[name] = _figures(run)
+        done[name] = run
         context.log.info(f"backtest[{name}]: {run.info['seconds']:.1f}s, final equity {run.daily['equity'][-1]:,.2f}")
     metadata: dict[str, object] = {
         "source": source,
@@ -90,16 +91,16 @@ def backtest(context: dg.AssetExecutionContext, lake: LakeResource, market: Mark
         "tuned": dg.MetadataValue.json(params.tuned),
     }
     if done:
-        table = pl.DataFrame([{"variant": n, **{k: round(v, 4) for k, v in f.items()}} for n, f in done.items()])
+        figures = {name: _figures(run) for name, run in done.items()}
+        table = pl.DataFrame([{"variant": n, **{k: round(v, 4) for k, v in f.items()}} for n, f in figures.items()])
         metadata["figures"] = dg.MetadataValue.md(markdown_table(table))
-        first = BacktestRun.load(paths.backtest, next(iter(done)))
+        first = next(iter(done.values()))
         metadata |= {"window": " .. ".join(first.info["window"]), "universe": first.info["universe"]}
         with tempfile.TemporaryDirectory() as tmp:
-            curves = {n: (r.daily["trade_date"].to_list(), r.daily["equity"].to_list())
-                      for n in done for r in [BacktestRun.load(paths.backtest, n)]}  # fmt: skip
+            curves = {n: (r.daily["trade_date"].to_list(), r.daily["equity"].to_list()) for n, r in done.items()}
             metadata["equity"] = png_markdown(plot_equity_and_drawdowns(curves, Path(tmp) / "equity.png"), "equity")
         if len(done) == 1:
-            metadata |= {k: float(v) for k, v in next(iter(done.values())).items()}
+            metadata |= {k: float(v) for k, v in next(iter(figures.values())).items()}
     if skipped:
         metadata["not_applicable"] = dg.MetadataValue.json(skipped)
     return dg.MaterializeResult(metadata=metadata)
