@@ -97,8 +97,8 @@ def _use_source(source: str | None) -> None:
 @app.command()
 def ingest(
     source: Annotated[str | None, typer.Option(help="sample | synthetic | files | ccxt (default: params.yaml)")] = None,
-    start: Annotated[str | None, typer.Option(help="first partition key (default: the calendar's first)")] = None,
-    end: Annotated[str | None, typer.Option(help="last partition key (default: the calendar's last)")] = None,
+    start: Annotated[str | None, typer.Option(help="first day or year (default: the calendar's first)")] = None,
+    end: Annotated[str | None, typer.Option(help="last day or year (default: the calendar's last)")] = None,
 ) -> None:
     """Ingest through the quality gate into the lake, as one backfill run."""
     _use_source(source)
@@ -111,11 +111,11 @@ def backfill(
     end: str,
     source: Annotated[str | None, typer.Option(help="default: params.yaml's source")] = None,
 ) -> None:
-    """Ingest START..END, then rebuild the features over it and the labels (one run per job)."""
+    """Ingest START..END (days or years), then rebuild the features over it and the labels (one run per job)."""
     _use_source(source)
     instance = _instance()
-    for job in ("ingest", "features", "features_daily", "labels"):
-        partitioned = job in ("ingest", "features_daily")
+    for job in ("ingest", "features", "labels"):
+        partitioned = job != "labels"
         _run(job, instance, start if partitioned else None, end if partitioned else None)
 
 

@@ -15,6 +15,9 @@ from assets.resources import LakeResource, MarketDataResource
 STAGES = (ingest, features, models, risk, decisions, execution, backtest)
 
 resources = dg.Definitions(
+    # Steps run in the run's own process: a step process per asset would import the whole code location again
+    # (about 4 s each), and the warehouse's single writer serializes most steps anyway.
+    executor=dg.in_process_executor,
     resources={
         "lake": LakeResource(),
         "market": MarketDataResource(),

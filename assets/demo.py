@@ -6,7 +6,9 @@
    paper broker has later bars to fill against;
 3. risk limits and the trade decision for that day, the ``new_decisions`` sensor's tick, one
    ``execute_orders`` run per requested decision version (``run_key`` = version), then ``fills`` for the
-   following days.
+   following days;
+4. a quick backtest (the last quarter of the cross-section, 30 symbols, one tuning trial, every variant) and its
+   report, so that every asset of the definitions has a materialization.
 
 Runs go through the project's Dagster instance (``DAGSTER_HOME``), so they appear in the UI's run
 history with their checks and metadata exactly as scheduled runs would.
@@ -21,7 +23,7 @@ import polars as pl
 
 from assets.defs.execution.sensors import new_decisions
 from assets.instance import ensure_dagster_home
-from assets.partitions import DAILY
+from assets.partitions import DAILY, HISTORY
 from assets.resources import LakeResource
 from assets.run import run_job
 from mem_pipeline.core.paths import Paths
@@ -36,12 +38,12 @@ from mem_pipeline.models.artifacts import read_json
 def main() -> None:
     ensure_dagster_home()
     instance = dg.DagsterInstance.get()
-    keys = DAILY.get_partition_keys()  # the ingest job runs them all as one backfill run
+    years, days = HISTORY.get_partition_keys(), DAILY.get_partition_keys()
     source = configured_source_name()
-    print(f"MEM demo: source={source}, {len(keys)} daily partitions {keys[0]} .. {keys[-1]} (one backfill run)")
+    print(f"MEM demo: source={source}, history {years[0]} .. {years[-1]} ({len(years)} yearly partitions, one "
+          f"backfill run), {len(days):,} trading days")  # fmt: skip
     t_ingest = run_job("ingest", instance)
-    t_features = run_job("features", instance)
-    t_features += run_job("features_daily", instance)  # the incremental models, the whole calendar in one run
+    t_features = run_job("features", instance)  # views and incremental models, the whole calendar in one run
     t_features += run_job("labels", instance)
     paths = Paths.from_env()
     bars = lake.read_bars(paths.bars(source))
@@ -57,6 +59,10 @@ def main() -> None:
         for r in tick.run_requests
     )
     t_fills = sum(run_job("fills", instance, key, key) for key in later)
+    narrow = demo_backtest_window(bars)
+    t_backtest = run_job("backtest_tuning", instance, run_config={"ops": {"backtest_tuning": {"config": narrow}}})
+    t_backtest += run_job("backtest", instance, run_config={"ops": {"backtest": {"config": narrow}}})  # every variant
+    t_backtest += run_job("backtest_report", instance)
 
     rejected = read_rejected(paths.quarantine / source)
     print(
@@ -69,7 +75,7 @@ def main() -> None:
         print(f"quarantined       {rejected.height:>9,} rows ({rules})  -> {paths.quarantine / source}")
     import duckdb
 
-    print(f"\ndbt (features, features_daily, labels): {t_features:.1f}s  -> {paths.warehouse / 'mem.duckdb'}")
+    print(f"\ndbt (features, labels): {t_features:.1f}s  -> {paths.warehouse / 'mem.duckdb'}")
     with duckdb.connect(str(paths.warehouse / "mem.duckdb"), read_only=True) as con:
         tables = con.execute(
             "select table_name, table_type from information_schema.tables where table_schema = 'main' order by 1"
@@ -102,10 +108,34 @@ def main() -> None:
         f"child orders by state: {dict(states)}; fills after {len(later)} days: {fills.height} ({t_fills:.1f}s)"
     )
     print(f"  positions: {positions.height} symbols  -> {paths.ledger}")
+    table = pl.read_csv(paths.reports / "backtest" / "variants.csv")
+    sharpes = ", ".join(f"{v} {s:.2f}" for v, s in table.select("variant", "sharpe").iter_rows())
+    print(
+        f"\nbacktest (a quick look: {len(narrow['symbols'])} symbols, {narrow['start']} .. {narrow['end']}, "
+        f"{narrow['n_trials']} tuning trial; `make backtest` runs params.yaml's): {t_backtest:.1f}s"
+        f"\n  Sharpe: {sharpes}\n  -> {paths.reports / 'backtest' / 'report.md'}"
+    )
     print("\nOpen the Dagster UI with `make ui` (http://127.0.0.1:3000): assets, checks, runs and lineage.")
 
 
 RUN_KEY = "dagster/run_key"
+DEMO_BACKTEST_DAYS, DEMO_BACKTEST_SYMBOLS = 63, 30
+
+
+def demo_backtest_window(bars: pl.DataFrame) -> dict:
+    """The demo's quick backtest: the last quarter of the full cross-section (on the bundled data, up to
+    2010-08-20), its first 30 symbols by name, one tuning trial; ``make backtest`` runs the configured window."""
+    counts = bars.group_by("date").len().sort("date")
+    full = counts.filter(pl.col("len") >= 0.9 * counts["len"].max())["date"]
+    last = full.max()
+    symbols = bars.filter(pl.col("date") == last)["symbol"].sort().head(DEMO_BACKTEST_SYMBOLS).to_list()
+    days = counts.filter(pl.col("date") <= last)["date"]
+    return {
+        "start": days[-DEMO_BACKTEST_DAYS].isoformat(),
+        "end": last.isoformat(),
+        "symbols": symbols,
+        "n_trials": 1,
+    }
 
 
 def decision_day(bars: pl.DataFrame, days_after: int = 5) -> tuple[str, list[str]]:

@@ -15,6 +15,7 @@ import dagster as dg
 
 from assets.definitions import defs
 from assets.instance import ensure_dagster_home
+from assets.partitions import HISTORY, HISTORY_OPS, history_run, year_key
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -32,13 +33,17 @@ def run_job(
     """Execute job ``name`` in-process; return its wall time. Exits non-zero (with the reason) on failure.
 
     A partitioned job runs ``start``..``end`` (default: the whole calendar) as one run; one key runs as that
-    partition."""
+    partition. A history job (yearly partitions) also takes days: ``2010-03-01``..``2010-06-30`` runs the year
+    2010 narrowed to those days."""
     job = defs.resolve_job_def(name)
     tags = dict(tags or {})
+    run_config = dict(run_config or {})
     partition_key = None
     if job.partitions_def is not None:
         keys = job.partitions_def.get_partition_keys()
         first, last = start or keys[0], end or keys[-1]
+        if job.partitions_def == HISTORY and DAY_KEY in (len(first), len(last)):
+            first, last, run_config = _history_days(job, first, last, run_config)
         if first == last:
             partition_key = first
         else:
@@ -48,7 +53,7 @@ def run_job(
         instance=instance,
         tags=tags,
         partition_key=partition_key,
-        run_config={**QUIET, **(run_config or {})},
+        run_config={**QUIET, **run_config},
         raise_on_error=False,
     )
     elapsed = time.perf_counter() - started
@@ -59,11 +64,27 @@ def run_job(
     return elapsed
 
 
+DAY_KEY = len("2010-06-30")
+
+
+def _history_days(job: dg.JobDefinition, start: str, end: str, run_config: dict) -> tuple[str, str, dict]:
+    """Year keys and the narrowing config of every history op in ``job`` for the days ``start .. end`` (a year
+    key stands for its whole year)."""
+    first = start if len(start) == DAY_KEY else f"{start}-01-01"
+    last = end if len(end) == DAY_KEY else f"{end}-12-31"
+    ops = tuple(node for node in job.graph.node_names() if node in HISTORY_OPS)
+    narrowed = history_run(first, last, ops)["run_config"]["ops"]
+    given = run_config.get("ops", {})
+    merged = {op: {"config": {**narrowed.get(op, {}).get("config", {}), **given.get(op, {}).get("config", {})}}
+              for op in {*narrowed, *given}}  # fmt: skip
+    return year_key(first), year_key(last), {**run_config, "ops": merged}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("jobs", nargs="+", help="job names, run in order (ingest, features)")
-    parser.add_argument("--start", help="first partition key (default: the first of the calendar)")
-    parser.add_argument("--end", help="last partition key (default: the last of the calendar)")
+    parser.add_argument("--start", help="first partition key or day (default: the first of the calendar)")
+    parser.add_argument("--end", help="last partition key or day (default: the last of the calendar)")
     parser.add_argument("--last", action="store_true", help="only the calendar's last partition")
     args = parser.parse_args(argv)
     ensure_dagster_home()

@@ -9,7 +9,7 @@
 
 Each dataset gets its own data folder (``data/results/<dataset>``: lake, warehouse, backtests, report, a Dagster
 instance) and its own params file there (params.yaml with the dataset's ``backtest.run`` and ``backtest.tuning``);
-the jobs are the ones a user runs: ``ingest features features_daily labels`` (once per source), then
+the jobs are the ones a user runs: ``ingest features labels`` (once per source), then
 ``backtest_tuning backtest backtest_report``.
 The report lands in ``data/results/<dataset>/reports/backtest/``.
 """
@@ -51,7 +51,7 @@ DATASETS: dict[str, dict] = {
     # where the cost-aware schedule slices them.
     "synthetic_10m": {"source": "synthetic", "run": {"warmup_days": 250}, "risk": {"account_equity": 1.0e7}},
 }
-BUILD = ["ingest", "features", "features_daily", "labels"]
+BUILD = ["ingest", "features", "labels"]
 BACKTEST = ["backtest_tuning", "backtest", "backtest_report"]
 
 

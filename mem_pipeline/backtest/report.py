@@ -104,17 +104,10 @@ def verdicts(table: pl.DataFrame) -> list[str]:
     for other in (STATIC, BUY_AND_HOLD, ORACLE):
         if other in rows:
             o = rows[other]
-            word = "beats" if mem["sharpe"] > o["sharpe"] else "loses to"
-            overlap = mem["sharpe_ci_low"] <= o["sharpe_ci_high"] and o["sharpe_ci_low"] <= mem["sharpe_ci_high"]
-            significance = (
-                "the 95% bootstrap intervals of Sharpe overlap: not a significant difference"
-                if overlap
-                else "the 95% bootstrap intervals of Sharpe do not overlap"
-            )
             out.append(
-                f"MEM {word} {other} on Sharpe: {mem['sharpe']:.2f} vs {o['sharpe']:.2f} ({significance}); CAGR "
-                f"{mem['cagr']:.2%} vs {o['cagr']:.2%}, max drawdown {mem['max_drawdown']:.2%} vs "
-                f"{o['max_drawdown']:.2%}."
+                f"MEM {_word(mem['sharpe'], o['sharpe'])} {other} on Sharpe: {mem['sharpe']:.2f} vs {o['sharpe']:.2f} "
+                f"({_significance(mem, o, other)}); CAGR {mem['cagr']:.2%} vs {o['cagr']:.2%}, max drawdown "
+                f"{mem['max_drawdown']:.2%} vs {o['max_drawdown']:.2%}."
             )
     for name, r in rows.items():
         if name in (MEM, STATIC, *BASELINES):
@@ -134,6 +127,21 @@ def verdicts(table: pl.DataFrame) -> list[str]:
             f"p-value is {mem['permutation_p']:.3f}."
         )
     return out
+
+
+def _word(mine: float, theirs: float) -> str:
+    return "ties with" if abs(mine - theirs) < 1e-12 else ("beats" if mine > theirs else "loses to")
+
+
+def _significance(mem: dict, other: dict, name: str) -> str:
+    bounds = (mem["sharpe_ci_low"], mem["sharpe_ci_high"], other["sharpe_ci_low"], other["sharpe_ci_high"])
+    if any(math.isnan(b) for b in bounds):
+        flat = [who for who, r in (("MEM", mem), (name, other)) if math.isnan(r["sharpe_ci_low"])]
+        return f"no bootstrap interval for {' and '.join(flat)}: no return variation to resample"
+    overlap = bounds[0] <= bounds[3] and bounds[2] <= bounds[1]
+    if overlap:
+        return "the 95% bootstrap intervals of Sharpe overlap: not a significant difference"
+    return "the 95% bootstrap intervals of Sharpe do not overlap"
 
 
 def _fmt(value: object) -> str:

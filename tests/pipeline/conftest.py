@@ -45,7 +45,7 @@ def bundled_year(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
     from assets.defs.models.signal import signal_model
     from tests.dbt.harness import locked, shared_root
-    from tests.pipeline.helpers import build_features, range_tags
+    from tests.pipeline.helpers import build_features, ingest
 
     root = shared_root(tmp_path_factory) / "bundled-year"
     done = root / "DONE"
@@ -54,7 +54,7 @@ def bundled_year(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.rmtree(root, ignore_errors=True)  # a half-built folder from a failed attempt
             resources = make_resources(root / "data")
             start, end = BUNDLED_YEAR
-            assert dg.materialize([raw_bars], resources=resources, tags=range_tags(start, end)).success
+            assert dg.materialize([raw_bars], resources=resources, **ingest(start, end)).success
             build_features(resources, start, end)
             models = [regime_model, vol_forecasts, signal_model, slippage_model]
             config = {

@@ -9,24 +9,35 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from assets.partitions import history_run
+
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
-def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
-    return {RANGE_START: start.isoformat(), RANGE_END: end.isoformat()}
+def range_tags(start: str, end: str) -> dict[str, str]:
+    return {RANGE_START: start, RANGE_END: end}
+
+
+def ingest(start: dt.date, end: dt.date | None = None, **config: object) -> dict:
+    """``dg.materialize`` arguments that run ``raw_bars`` over exactly the days ``start .. end``."""
+    return history_run(start, end or start, ("raw_bars",), **config)
+
+
+def features(start: dt.date, end: dt.date | None = None, **config: object) -> dict:
+    """``dg.materialize`` arguments that rebuild the dbt history over exactly the days ``start .. end``."""
+    return history_run(start, end or start, ("mem_dbt_history",), **config)
 
 
 def build_features(resources: dict[str, object], start: dt.date, end: dt.date) -> dg.ExecuteInProcessResult:
-    """The dbt layer over a partition range, in dependency order: views, the daily models (one backfill run),
-    then the full-rebuild tables (labels). Returns the daily run."""
-    from assets.defs.features.dbt import mem_dbt_daily, mem_dbt_tables, mem_dbt_views
+    """The dbt layer over some days, in dependency order: the views and incremental models (one backfill run),
+    then the full-rebuild tables (labels). Returns the history run."""
+    from assets.defs.features.dbt import mem_dbt_history, mem_dbt_tables
 
-    assert dg.materialize([mem_dbt_views], resources=resources).success
-    daily = dg.materialize([mem_dbt_daily], resources=resources, tags=range_tags(start, end))
-    assert daily.success
+    history = dg.materialize([mem_dbt_history], resources=resources, **features(start, end))
+    assert history.success
     assert dg.materialize([mem_dbt_tables], resources=resources).success
-    return daily
+    return history
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:

@@ -37,21 +37,30 @@ def test_dbt_tests_are_asset_checks() -> None:
     } <= checks
 
 
-def test_partitions_are_trading_days_and_backfills_run_once() -> None:
-    partitions = raw_bars.partitions_def
-    keys = partitions.get_partition_keys()
-    assert keys[0] == "1999-01-04" and keys[-1] == "2018-12-31"
-    assert all(dt.date.fromisoformat(k).weekday() < 5 for k in keys)
-    assert len(keys) == int(np.busday_count("1999-01-04", "2019-01-01"))
+def test_history_is_yearly_and_decision_days_are_trading_days() -> None:
+    """20 years of history are 20 partitions (20 events per asset, not 5,216); a decision day is a weekday, and
+    each day reads the year that holds it."""
+    from assets.defs.risk.assets import risk_limits
+
+    years = raw_bars.partitions_def.get_partition_keys()
+    assert years == [str(y) for y in range(1999, 2019)]
     assert raw_bars.backfill_policy == dg.BackfillPolicy.single_run()
+    days = risk_limits.partitions_def.get_partition_keys()
+    assert days[0] == "1999-01-04" and days[-1] == "2018-12-31"
+    assert all(dt.date.fromisoformat(k).weekday() < 5 for k in days)
+    assert len(days) == int(np.busday_count("1999-01-04", "2019-01-01"))
+    graph = defs.resolve_asset_graph()
+    upstream = graph.get_parent_partition_keys_for_child(
+        "2010-06-30", dg.AssetKey("fct_features_daily"), dg.AssetKey("risk_limits")
+    )
+    assert upstream.partitions_subset.get_partition_keys() == ["2010"]
 
 
 #: What each job materializes: the ingest → features → models → decisions → execution chain, one job per stage
 #: (risk limits run with the decision they size), plus the fills job that books the day's fills.
 JOBS = {
     "ingest": {"raw_bars"},
-    "features": {"stg_market__bars"},
-    "features_daily": {"int_bars__returns", "int_market__daily", "fct_features_daily"},
+    "features": {"stg_market__bars", "int_bars__returns", "int_market__daily", "fct_features_daily"},
     "labels": {"fct_labels_daily"},
     "models": {"regime_model", "vol_forecasts", "slippage_model", "signal_model", "decision_memory"},
     "decisions": {"risk_limits", "trade_decisions"},
@@ -61,8 +70,8 @@ JOBS = {
     "backtest": {"backtest"},
     "backtest_report": {"backtest_report"},
 }
-#: The daily unit of work: ingest, the incremental features, a decision and its execution are per day.
-DAILY_JOBS = {"ingest", "features_daily", "decisions", "execute_orders", "fills"}
+#: History by year (ingest, the incremental features); a decision, its execution and the fills by day.
+DAILY_JOBS = {"ingest", "features", "decisions", "execute_orders", "fills"}
 #: Partitioned, but not by day: the backtest by variant.
 OTHER_PARTITIONED = {"backtest"}
 

@@ -13,16 +13,15 @@ import duckdb
 import polars as pl
 import pytest
 
-from assets.defs.features.dbt import mem_dbt_daily, mem_dbt_views
+from assets.defs.features.dbt import mem_dbt_history
 from assets.defs.ingest.assets import raw_bars
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.features.dbt_cli import read_table
 from tests.pipeline.conftest import make_resources
-from tests.pipeline.helpers import assert_same_values, build_features, range_tags
+from tests.pipeline.helpers import assert_same_values, build_features, features, ingest
 
 SPRING = (dt.date(2010, 3, 1), dt.date(2010, 6, 30))
 INCREMENTAL = ("int_bars__returns", "fct_features_daily")
-REFRESH = {"ops": {"mem_dbt_daily": {"config": {"full_refresh": True}}}}
 
 
 def _market(data_dir) -> pl.DataFrame:
@@ -49,7 +48,7 @@ def warehouse(tmp_path_factory):
     """Four months of the bundled cross-section ingested, views built, the daily models backfilled in one run."""
     data_dir = tmp_path_factory.mktemp("features") / "data"
     resources = make_resources(data_dir)
-    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*SPRING)).success
+    assert dg.materialize([raw_bars], resources=resources, **ingest(*SPRING)).success
     return data_dir, resources, build_features(resources, *SPRING)
 
 
@@ -59,8 +58,12 @@ def test_backfill_builds_one_row_per_bar_with_dbt_checks(warehouse) -> None:
     for table in INCREMENTAL:
         assert read_table(data_dir, table).select("symbol", "trade_date").equals(bars), table
     assert _market(data_dir)["trade_date"].equals(bars["trade_date"].unique().sort().slice(1))  # day 1: no return
-    partitions = {m.partition for m in built.get_asset_materialization_events() if m.partition}
-    assert len(partitions) == int(pl.date_range(*SPRING, eager=True).dt.weekday().le(5).sum())
+    # a spring of daily rows is one yearly partition: one event per model, not one per day
+    events = built.get_asset_materialization_events()
+    assert {m.partition for m in events} == {"2010"}
+    assert sorted(m.asset_key.to_user_string() for m in events) == sorted(
+        {*INCREMENTAL, "int_market__daily", "stg_market__bars"}
+    )
     checks = built.get_asset_check_evaluations()
     assert {c.asset_key.to_user_string() for c in checks} >= {"int_bars__returns", "fct_features_daily"}
     assert checks and all(c.passed for c in checks)
@@ -69,13 +72,15 @@ def test_backfill_builds_one_row_per_bar_with_dbt_checks(warehouse) -> None:
 def test_a_partition_rematerialized_is_idempotent_and_equals_a_full_refresh(warehouse) -> None:
     data_dir, resources, _ = warehouse
     backfilled = _snapshot(data_dir)
-    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30").success
+    assert dg.materialize([mem_dbt_history], resources=resources, **features(dt.date(2010, 6, 30))).success
     once = _snapshot(data_dir)
-    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30").success
+    assert dg.materialize([mem_dbt_history], resources=resources, **features(dt.date(2010, 6, 30))).success
     for table, frame in _snapshot(data_dir).items():
         assert frame.equals(once[table]), table  # the same run twice: the same bits
     _assert_same(once, backfilled)  # a one-day incremental equals the backfill
-    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30", run_config=REFRESH).success
+    assert dg.materialize(
+        [mem_dbt_history], resources=resources, **features(dt.date(2010, 6, 30), full_refresh=True)
+    ).success
     _assert_same(_snapshot(data_dir), backfilled)
 
 
@@ -84,7 +89,7 @@ def test_an_older_day_re_ingested_rebuilds_every_later_row(tmp_path) -> None:
     warehouse equal to a full refresh (later lags and windows read the corrected bar; no stale row)."""
     data_dir = tmp_path / "data"
     resources = make_resources(data_dir)
-    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*SPRING)).success
+    assert dg.materialize([raw_bars], resources=resources, **ingest(*SPRING)).success
     build_features(resources, *SPRING)
     day = dt.date(2010, 5, 3)
     part = Paths(data_dir).bars("sample") / f"date={day.isoformat()}" / "part.parquet"
@@ -97,16 +102,14 @@ def test_an_older_day_re_ingested_rebuilds_every_later_row(tmp_path) -> None:
     corrected.write_parquet(part)
     before = read_table(data_dir, "fct_features_daily")
 
-    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key=day.isoformat()).success
+    assert dg.materialize([mem_dbt_history], resources=resources, **features(day)).success
     incremental = _snapshot(data_dir)
-    features = incremental["fct_features_daily"]
-    assert features.filter((pl.col("symbol") == dropped) & (pl.col("trade_date") == day)).is_empty()
+    rebuilt = incremental["fct_features_daily"]
+    assert rebuilt.filter((pl.col("symbol") == dropped) & (pl.col("trade_date") == day)).is_empty()
     later = (pl.col("symbol") == moved) & (pl.col("trade_date") > day)
-    changed = features.filter(later)["rv_20d"] != before.filter(later)["rv_20d"]
+    changed = rebuilt.filter(later)["rv_20d"] != before.filter(later)["rv_20d"]
     assert changed.head(20).all()  # the 20 windows after the corrected day hold its returns
-    assert dg.materialize(
-        [mem_dbt_daily], resources=resources, partition_key=day.isoformat(), run_config=REFRESH
-    ).success
+    assert dg.materialize([mem_dbt_history], resources=resources, **features(day, full_refresh=True)).success
     _assert_same(incremental, _snapshot(data_dir))
 
 
@@ -115,21 +118,22 @@ def test_a_day_skipped_by_earlier_runs_is_filled_in(tmp_path) -> None:
     next day's lags would step over), and the warehouse equals a full refresh."""
     data_dir = tmp_path / "data"
     resources = make_resources(data_dir)
-    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*SPRING)).success
+    assert dg.materialize([raw_bars], resources=resources, **ingest(*SPRING)).success
     build_features(resources, SPRING[0], dt.date(2010, 6, 24))
-    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30").success
+    assert dg.materialize([mem_dbt_history], resources=resources, **features(dt.date(2010, 6, 30))).success
     filled = _snapshot(data_dir)
     days = filled["fct_features_daily"]["trade_date"].unique().sort()
     assert days.filter(days > dt.date(2010, 6, 24)).to_list() == [dt.date(2010, 6, d) for d in (25, 28, 29, 30)]
-    assert dg.materialize([mem_dbt_daily], resources=resources, partition_key="2010-06-30", run_config=REFRESH).success
+    assert dg.materialize(
+        [mem_dbt_history], resources=resources, **features(dt.date(2010, 6, 30), full_refresh=True)
+    ).success
     _assert_same(filled, _snapshot(data_dir))
 
 
 def test_the_window_limits_what_is_written(resources, data_dir) -> None:
-    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*SPRING)).success
-    assert dg.materialize([mem_dbt_views], resources=resources).success
+    assert dg.materialize([raw_bars], resources=resources, **ingest(*SPRING)).success
     assert dg.materialize(
-        [mem_dbt_daily], resources=resources, tags=range_tags(dt.date(2010, 6, 1), dt.date(2010, 6, 4))
+        [mem_dbt_history], resources=resources, **features(dt.date(2010, 6, 1), dt.date(2010, 6, 4))
     ).success
     written = read_table(data_dir, "fct_features_daily")
     assert written["trade_date"].unique().sort().to_list() == [dt.date(2010, 6, d) for d in (1, 2, 3, 4)]

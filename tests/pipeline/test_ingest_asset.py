@@ -13,7 +13,7 @@ import polars as pl
 from assets.defs.ingest.assets import GATE_CHECK, raw_bars
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.core.files import file_sha256
-from tests.pipeline.helpers import check_results, range_tags
+from tests.pipeline.helpers import check_results, ingest
 
 JUNE = (dt.date(2010, 6, 1), dt.date(2010, 6, 4))  # Tue..Fri: four trading days
 
@@ -24,11 +24,11 @@ def _lake_files(data_dir: Path) -> dict[str, str]:
     }
 
 
-def test_backfill_range_is_one_run_with_one_materialization_per_partition(resources, data_dir) -> None:
-    result = dg.materialize([raw_bars], resources=resources, tags=range_tags(*JUNE))
+def test_days_of_a_year_are_one_run_one_materialization_and_a_lake_file_per_day(resources, data_dir) -> None:
+    result = dg.materialize([raw_bars], resources=resources, **ingest(*JUNE))
     assert result.success
-    keys = sorted(m.partition for m in result.get_asset_materialization_events() if m.partition)
-    assert keys == ["2010-06-01", "2010-06-02", "2010-06-03", "2010-06-04"]
+    assert [m.partition for m in result.get_asset_materialization_events()] == ["2010"]
+    keys = ["2010-06-01", "2010-06-02", "2010-06-03", "2010-06-04"]
     assert sorted(_lake_files(data_dir)) == [f"date={k}" for k in keys]
     stored = pl.read_parquet(list((data_dir / "raw" / "sample" / "bars").glob("*/part.parquet")))
     per_day = dict(stored.group_by("date").len().select(pl.col("date").cast(pl.String), "len").iter_rows())
@@ -51,9 +51,9 @@ def _expected_rows_per_day(days: list[str]) -> dict[str, int]:
 
 
 def test_rematerializing_a_partition_is_idempotent(resources, data_dir) -> None:
-    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(*JUNE)).success
+    assert dg.materialize([raw_bars], resources=resources, **ingest(*JUNE)).success
     before = _lake_files(data_dir)
-    assert dg.materialize([raw_bars], resources=resources, partition_key="2010-06-02").success
+    assert dg.materialize([raw_bars], resources=resources, **ingest(dt.date(2010, 6, 2))).success
     assert _lake_files(data_dir) == before  # same rows, same bytes, no duplicates
 
 
@@ -79,7 +79,7 @@ def test_a_refused_batch_blocks_downstream_and_keeps_the_lake(tmp_path, data_dir
 
     resources = {"lake": LakeResource(data_dir=str(data_dir)), "market": MarketDataResource(source="files")}
     result = dg.materialize(
-        [raw_bars, downstream], resources=resources, partition_key="2010-06-01", raise_on_error=False
+        [raw_bars, downstream], resources=resources, **ingest(dt.date(2010, 6, 1)), raise_on_error=False
     )
 
     assert not result.success
@@ -115,7 +115,7 @@ def test_a_future_dated_row_is_quarantined_as_of_today_and_the_rest_published(tm
     )
     monkeypatch.setenv("MEM_FILES_DIR", str(inbox))
 
-    result = dg.materialize([raw_bars], resources=_files_resources(data_dir), partition_key="2010-06-01")
+    result = dg.materialize([raw_bars], resources=_files_resources(data_dir), **ingest(dt.date(2010, 6, 1)))
 
     assert result.success
     checks = check_results(result)
@@ -145,11 +145,11 @@ def test_a_symbol_missing_from_a_re_ingest_is_kept_unless_the_run_restates(tmp_p
         header + "2010-06-01,AAA,10,11,9,10,1000\n2010-06-01,BBB,20,21,19,20,1000\n", encoding="utf-8"
     )
     resources = _files_resources(data_dir)
-    assert dg.materialize([raw_bars], resources=resources, partition_key="2010-06-01").success
+    assert dg.materialize([raw_bars], resources=resources, **ingest(dt.date(2010, 6, 1))).success
     (inbox / "bars.csv").write_text(header + "2010-06-01,AAA,10,11,9,10.5,1000\n", encoding="utf-8")
     part = data_dir / "raw" / "files" / "bars" / "date=2010-06-01" / "part.parquet"
 
-    kept = dg.materialize([raw_bars], resources=resources, partition_key="2010-06-01")
+    kept = dg.materialize([raw_bars], resources=resources, **ingest(dt.date(2010, 6, 1)))
     assert kept.success
     assert pl.read_parquet(part).select("symbol", "close").rows() == [("AAA", 10.5), ("BBB", 20.0)]
     [event] = kept.get_asset_materialization_events()
@@ -159,8 +159,7 @@ def test_a_symbol_missing_from_a_re_ingest_is_kept_unless_the_run_restates(tmp_p
     restated = dg.materialize(
         [raw_bars],
         resources=resources,
-        partition_key="2010-06-01",
-        run_config={"ops": {"raw_bars": {"config": {"restate": True}}}},
+        **ingest(dt.date(2010, 6, 1), restate=True),
     )
     assert restated.success
     assert pl.read_parquet(part).select("symbol", "close").rows() == [("AAA", 10.5)]

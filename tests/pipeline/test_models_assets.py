@@ -12,7 +12,7 @@ import pytest
 from assets.defs.ingest.assets import raw_bars
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
 from tests.pipeline.conftest import BUNDLED_YEAR, copy_of, make_resources
-from tests.pipeline.helpers import build_features, range_tags
+from tests.pipeline.helpers import build_features, ingest
 
 CROSS_SECTION = BUNDLED_YEAR  # the bundled 524-stock year
 AS_OF = dt.date(2010, 6, 30)
@@ -21,7 +21,7 @@ AS_OF = dt.date(2010, 6, 30)
 def _lake(tmp_path_factory, end: dt.date):
     data_dir = tmp_path_factory.mktemp("models") / "data"
     resources = make_resources(data_dir)
-    assert dg.materialize([raw_bars], resources=resources, tags=range_tags(CROSS_SECTION[0], end)).success
+    assert dg.materialize([raw_bars], resources=resources, **ingest(CROSS_SECTION[0], end)).success
     build_features(resources, CROSS_SECTION[0], end)
     return data_dir, resources
 

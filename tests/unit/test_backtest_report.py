@@ -48,3 +48,16 @@ def test_variants_of_different_windows_are_not_compared(tmp_path) -> None:
     runs = {"mem": _run("mem", 0, 1), "static": _run("static", 0, 2, ("2019-01-01", "2019-12-31"))}
     with pytest.raises(BacktestError, match="different windows"):
         build_report(runs, tmp_path)
+
+
+def test_a_variant_that_never_trades_ties_and_claims_no_significance() -> None:
+    """Flat equity has no return variation: no bootstrap interval, so no claim that intervals do not overlap."""
+    flat = _run("mem", 0, 1)
+    flat.daily = flat.daily.with_columns(pl.lit(10_000.0).alias("equity"), pl.lit(0.0).alias("gross_exposure"))
+    still = _run("static", 0, 2)
+    still.daily = flat.daily
+    table, _ = variant_table({"mem": flat, "static": still, "buy_and_hold": _run("buy_and_hold", -0.001, 4)})
+    said = verdicts(table)
+    assert any(s.startswith("MEM ties with static") and "no bootstrap interval for MEM and static" in s for s in said)
+    versus_hold = next(s for s in said if "buy_and_hold on Sharpe" in s)
+    assert "no bootstrap interval for MEM:" in versus_hold and "do not overlap" not in versus_hold

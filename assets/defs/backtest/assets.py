@@ -3,6 +3,8 @@
 A run over several variants (a backfill runs as one run) reads the history once and fits each refit day's
 models once for every variant that uses the live models; one variant alone refits its own."""
 
+import dataclasses
+import datetime as dt
 import tempfile
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from assets.pools import WAREHOUSE_POOL
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.backtest.plots import plot_equity_and_drawdowns
 from mem_pipeline.backtest.report import build_report
-from mem_pipeline.backtest.run import BacktestRun, law_cost_model, run_backtest, setup
+from mem_pipeline.backtest.run import BacktestParams, BacktestRun, law_cost_model, run_backtest, setup
 from mem_pipeline.backtest.stats import summarize
 from mem_pipeline.backtest.tuning import load_best, load_trial_sharpes, tune
 from mem_pipeline.backtest.variants import ORACLE, VARIANTS
@@ -25,6 +27,29 @@ WAREHOUSE = ["fct_features_daily", "fct_labels_daily", "int_bars__returns", "int
 TUNING = "tuning"  # under data/backtest/
 
 
+class BacktestWindowConfig(dg.Config):
+    """Narrow one run (``make demo`` backtests the last quarter of two indices); empty: ``backtest.run`` and
+    ``backtest.tuning`` in params.yaml. Give the tuning and the backtest the same values: the backtest refuses a
+    tuning that saw its window or another universe."""
+
+    start: str = ""
+    end: str = ""
+    symbols: list[str] = []
+    n_trials: int = -1
+    """-1: backtest.tuning.n_trials."""
+
+    def params(self) -> BacktestParams:
+        params = BacktestParams.from_params_file()
+        run = dataclasses.replace(
+            params.run,
+            start=dt.date.fromisoformat(self.start) if self.start else params.run.start,
+            end=dt.date.fromisoformat(self.end) if self.end else params.run.end,
+            symbols=tuple(self.symbols) or params.run.symbols,
+        )
+        tuning = dataclasses.replace(params.tuning, n_trials=self.n_trials) if self.n_trials >= 0 else params.tuning
+        return dataclasses.replace(params, run=run, tuning=tuning)
+
+
 @dg.asset(
     group_name="backtest",
     kinds={"optuna"},
@@ -33,9 +58,11 @@ TUNING = "tuning"  # under data/backtest/
     description="Optuna trials of MEM's risk, decision and signal parameters, scored on the validation window "
     "before the backtest's (backtest.tuning in params.yaml); the best becomes MEM's in the backtest.",
 )
-def backtest_tuning(context: dg.AssetExecutionContext, lake: LakeResource, market: MarketDataResource):
+def backtest_tuning(
+    context: dg.AssetExecutionContext, config: BacktestWindowConfig, lake: LakeResource, market: MarketDataResource
+):
     paths = lake.paths()
-    at = setup(paths, market.source)
+    at = setup(paths, market.source, config.params())
     params = at.params
     result = tune(at.history, at.start, params, law_cost_model(params.paper), params.tuning, at.universe)
     folder = result.save(paths.backtest / TUNING)
@@ -68,9 +95,11 @@ def _figures(run: BacktestRun) -> dict[str, float]:
     description="Walk-forward replay of the decision kernel (or a baseline) for one variant over the configured "
     "window (backtest.run in params.yaml), traded in the daily simulator.",
 )
-def backtest(context: dg.AssetExecutionContext, lake: LakeResource, market: MarketDataResource):
+def backtest(
+    context: dg.AssetExecutionContext, config: BacktestWindowConfig, lake: LakeResource, market: MarketDataResource
+):
     paths, source = lake.paths(), market.source
-    at = setup(paths, source)
+    at = setup(paths, source, config.params())
     history = at.history
     params = at.params.with_tuned(load_best(paths.backtest / TUNING, at.start, at.universe))
     cache = FitCache()

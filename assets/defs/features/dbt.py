@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from assets.partitions import DAILY, window
+from assets.partitions import HISTORY, HistoryWindowConfig, history_window
 from assets.pools import WAREHOUSE_POOL
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.core.paths import DBT_PROJECT_DIR, Paths
@@ -35,16 +35,16 @@ def dbt_env(paths: Paths) -> None:
     paths.warehouse.mkdir(parents=True, exist_ok=True)
 
 
-# Three asset definitions, in dependency order: views -> incremental (daily) -> tables. One definition
-# for views and tables would form a cycle between two multi-assets (stg -> int -> labels).
-VIEWS = "config.materialized:view"
-INCREMENTAL = "config.materialized:incremental"
+# Two asset definitions, in dependency order: the history (staging views and incremental models, partitioned by
+# year), then the full-rebuild tables over it (the labels, unpartitioned). One dbt invocation each.
+HISTORY_MODELS = "config.materialized:view config.materialized:incremental"
 TABLES = "config.materialized:table"
 # One writer at a time: every dbt invocation writes the DuckDB warehouse (see config/dagster.yaml).
 
 
-class DbtBuildConfig(dg.Config):
-    """``full_refresh`` rebuilds incremental marts from the whole lake instead of the partition window."""
+class DbtBuildConfig(HistoryWindowConfig):
+    """The days to rebuild (the partition window, narrowed by ``start``/``end``); ``full_refresh`` rebuilds the
+    incremental models from the whole lake instead."""
 
     full_refresh: bool = False
 
@@ -63,14 +63,6 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeRes
     yield from dbt.cli(["build", "--vars", json.dumps({"source": market.source})], context=context).stream()
 
 
-@dbt_assets(**COMMON, select=VIEWS)
-def mem_dbt_views(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource
-):
-    """Staging views over the parquet lake (and their tests, which read the whole lake)."""
-    yield from _build(context, dbt, lake, market)
-
-
 @dbt_assets(**COMMON, select=TABLES)
 def mem_dbt_tables(
     context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource
@@ -80,17 +72,18 @@ def mem_dbt_tables(
     yield from _build(context, dbt, lake, market)
 
 
-@dbt_assets(**COMMON, select=INCREMENTAL, partitions_def=DAILY, backfill_policy=dg.BackfillPolicy.single_run())
-def mem_dbt_daily(
+@dbt_assets(**COMMON, select=HISTORY_MODELS, partitions_def=HISTORY, backfill_policy=dg.BackfillPolicy.single_run())
+def mem_dbt_history(
     context: dg.AssetExecutionContext,
     dbt: DbtCliResource,
     lake: LakeResource,
     market: MarketDataResource,
     config: DbtBuildConfig,
 ):
-    """Incremental models (intermediates and the features mart), one dbt invocation per run: the partition
-    window becomes `min_date`/`max_date`."""
-    start, end = window(context)
+    """The staging views over the lake and the incremental models (intermediates and the features mart), one dbt
+    invocation per run: the run's days become `min_date`/`max_date` (every later stored row that reads them is
+    rebuilt too). The views' tests read the whole lake."""
+    start, end = history_window(context, config)
     dbt_env(lake.paths())
     dbt_vars = {"source": market.source}
     args = ["build"]

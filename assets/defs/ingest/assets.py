@@ -1,4 +1,4 @@
-"""``raw_bars``: the quality-gated, daily-partitioned parquet lake.
+"""``raw_bars``: the quality-gated parquet lake (a Dagster partition per year, a parquet partition per day).
 
 The rules run inside the asset, before anything is published (write-audit-publish), and are
 reported as blocking asset checks: one per rule, one for the schema, one for the gate itself.
@@ -8,7 +8,7 @@ A run never shrinks a stored partition unless its config says ``restate: true``.
 import dagster as dg
 
 from assets.metadata import markdown_table
-from assets.partitions import DAILY, window
+from assets.partitions import HISTORY, HistoryWindowConfig, history_window
 from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.core.errors import SchemaError
 from mem_pipeline.core.params import section
@@ -28,8 +28,8 @@ CHECK_SPECS = [
 ]
 
 
-class RawBarsConfig(dg.Config):
-    """Run config of ``raw_bars``."""
+class RawBarsConfig(HistoryWindowConfig):
+    """Run config of ``raw_bars``: the days of the partition window to ingest, and how to publish them."""
 
     restate: bool = False
     """Replace each published date whole: stored symbols absent from the new data are dropped.
@@ -39,14 +39,15 @@ class RawBarsConfig(dg.Config):
 @dg.asset(
     key=ASSET,
     group_name="ingest",
-    partitions_def=DAILY,
+    partitions_def=HISTORY,
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=CHECK_SPECS,
     kinds={"parquet", "polars"},
-    description="Daily bars of the configured source, hive-partitioned by date under data/raw/<source>/bars.",
+    description="Daily bars of the configured source (one Dagster partition per year), hive-partitioned by date "
+    "under data/raw/<source>/bars.",
 )
 def raw_bars(context: dg.AssetExecutionContext, config: RawBarsConfig, lake: LakeResource, market: MarketDataResource):
-    start, end = window(context)
+    start, end = history_window(context, config)
     source = market.build()
     paths = lake.paths()
     cfg = QualityConfig.from_params(section("ingest"))
