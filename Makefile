@@ -60,7 +60,7 @@ test: install
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 backtest: install
-	$(PY) -m assets.run backtest_tuning backtest backtest_report
+	$(PY) -m assets.run tune_backtest run_backtest report_backtest
 
 ui: install
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000

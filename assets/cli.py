@@ -155,12 +155,12 @@ def backtest(
         _fail(f"unknown variants {unknown}; choose among {list(VARIANTS)}")
     instance = _instance()
     if tune:
-        _run("backtest_tuning", instance)
+        _run("tune_backtest", instance)
     if not variants:  # every variant as one run: refits shared
-        _run("backtest", instance, label="backtest (all variants)")
+        _run("run_backtest", instance, label="backtest (all variants)")
     for name in variants or ():
-        _run("backtest", instance, name, name, f"backtest[{name}]")
-    _run("backtest_report", instance)
+        _run("run_backtest", instance, name, name, f"backtest[{name}]")
+    _run("report_backtest", instance)
     report()
 
 

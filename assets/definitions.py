@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
-from assets.defs import backtest, decisions, execution, features, ingest, models, risk
+from assets.defs import backtest, decisions, execution, features, ingest, loop, models, risk
 from assets.defs.features.dbt import DBT_PROJECT
-from assets.resources import LakeResource, MarketDataResource
+from assets.resources import DbtResource, LakeResource, MarketDataResource
 
-STAGES = (ingest, features, models, risk, decisions, execution, backtest)
+STAGES = (ingest, features, models, risk, decisions, execution, backtest, loop)
 
 resources = dg.Definitions(
     # Steps run in the run's own process: a step process per asset would import the whole code location again
@@ -21,8 +17,7 @@ resources = dg.Definitions(
     resources={
         "lake": LakeResource(),
         "market": MarketDataResource(),
-        # dbt is installed in the same environment as Dagster; do not rely on PATH.
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=str(Path(sys.executable).parent / "dbt")),
+        "dbt": DbtResource.for_project(DBT_PROJECT),
     },
 )
 

@@ -60,9 +60,10 @@ def main() -> None:
     )
     t_fills = sum(run_job("fills", instance, key, key) for key in later)
     narrow = demo_backtest_window(bars)
-    t_backtest = run_job("backtest_tuning", instance, run_config={"ops": {"backtest_tuning": {"config": narrow}}})
-    t_backtest += run_job("backtest", instance, run_config={"ops": {"backtest": {"config": narrow}}})  # every variant
-    t_backtest += run_job("backtest_report", instance)
+    t_backtest = run_job("tune_backtest", instance, run_config={"ops": {"backtest_tuning": {"config": narrow}}})
+    # every variant in one run
+    t_backtest += run_job("run_backtest", instance, run_config={"ops": {"backtest": {"config": narrow}}})
+    t_backtest += run_job("report_backtest", instance)
 
     rejected = read_rejected(paths.quarantine / source)
     print(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import sys
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
+from dagster_dbt import DbtCliResource
+from packaging import version
 
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.ingest.sources.base import MarketDataSource
@@ -28,3 +33,19 @@ class MarketDataResource(dg.ConfigurableResource):
 
     def build(self) -> MarketDataSource:
         return build_source(self.source)
+
+
+class DbtResource(DbtCliResource):
+    """dagster-dbt's dbt CLI resource for MEM's project, run with the dbt of this environment.
+
+    dagster-dbt asks the executable for its version (``dbt --version``, a 1.5 s subprocess in every run); the
+    executable is this environment's, so its version is the installed dbt-core's."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+    @classmethod
+    def for_project(cls, project_dir: object) -> DbtResource:
+        # dbt is installed in the same environment as Dagster; do not rely on PATH.
+        return cls(project_dir=project_dir, dbt_executable=str(Path(sys.executable).parent / "dbt"))

@@ -10,7 +10,7 @@
 Each dataset gets its own data folder (``data/results/<dataset>``: lake, warehouse, backtests, report, a Dagster
 instance) and its own params file there (params.yaml with the dataset's ``backtest.run`` and ``backtest.tuning``);
 the jobs are the ones a user runs: ``ingest features labels`` (once per source), then
-``backtest_tuning backtest backtest_report``.
+``tune_backtest run_backtest report_backtest``.
 The report lands in ``data/results/<dataset>/reports/backtest/``.
 """
 
@@ -52,7 +52,7 @@ DATASETS: dict[str, dict] = {
     "synthetic_10m": {"source": "synthetic", "run": {"warmup_days": 250}, "risk": {"account_equity": 1.0e7}},
 }
 BUILD = ["ingest", "features", "labels"]
-BACKTEST = ["backtest_tuning", "backtest", "backtest_report"]
+BACKTEST = ["tune_backtest", "run_backtest", "report_backtest"]
 
 
 def _jobs(jobs: list[str], env: dict[str, str]) -> None:

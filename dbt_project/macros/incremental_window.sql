@@ -1,6 +1,8 @@
 {#-
-    The date window an incremental run rebuilds. Dagster passes its partition window as vars `min_date` /
-    `max_date`; without them (a full refresh) every model is built from the whole lake.
+    The date window an incremental run rebuilds: vars `min_date` / `max_date` (by hand: `dbt build --vars ...`),
+    else the environment's MEM_DBT_MIN_DATE / MEM_DBT_MAX_DATE (how Dagster passes a run's days: a changed var
+    makes dbt re-parse the whole project, about 1 s, while a changed env var re-parses only what reads it);
+    without either (a full refresh) every model is built from the whole lake.
 
     window_start(reads_this): the first day to rebuild. A model that takes the history before the window from
     its own table (`reads_this`) is built from the whole lake while that table does not exist yet.
@@ -9,12 +11,12 @@
     extended to them: the bars before those rows may have changed, and their lags and windows read them.
 -#}
 {% macro window_start(reads_this=true) -%}
-    {%- set min_date = var('min_date', none) -%}
+    {%- set min_date = var('min_date', env_var('MEM_DBT_MIN_DATE', '')) or none -%}
     {{ return(min_date if (min_date and (is_incremental() or not reads_this)) else none) }}
 {%- endmacro %}
 
 {% macro window_end() -%}
-    {%- set max_date = var('max_date', none) -%}
+    {%- set max_date = var('max_date', env_var('MEM_DBT_MAX_DATE', '')) or none -%}
     {%- if not (max_date and window_start() and execute) -%}
         {{ return(max_date) }}
     {%- endif -%}

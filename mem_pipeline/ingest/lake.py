@@ -49,6 +49,12 @@ def partition_files(root: Path, start: dt.date | None = None, end: dt.date | Non
     return [f for f in files if lo <= f.parent.name.removeprefix("date=") <= hi]
 
 
+def last_date(root: Path) -> dt.date | None:
+    """The newest day stored under ``root`` (from the partition folder names; nothing is read)."""
+    days = [p.name.removeprefix("date=") for p in root.glob("date=*") if (p / PART).exists()]
+    return dt.date.fromisoformat(max(days)) if days else None
+
+
 def read_bars(root: Path, start: dt.date | None = None, end: dt.date | None = None) -> pl.DataFrame:
     files = partition_files(root, start, end)
     if not files:

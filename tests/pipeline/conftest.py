@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import sys
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from dagster_dbt import DbtCliResource
 
 from assets.defs.features.dbt import DBT_PROJECT
-from assets.resources import LakeResource, MarketDataResource
+from assets.resources import DbtResource, LakeResource, MarketDataResource
 
 
 @pytest.fixture
@@ -24,7 +22,7 @@ def make_resources(data_dir: Path) -> dict[str, object]:
     return {
         "lake": LakeResource(data_dir=str(data_dir)),
         "market": MarketDataResource(source="sample"),
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=str(Path(sys.executable).parent / "dbt")),
+        "dbt": DbtResource.for_project(DBT_PROJECT),
     }
 
 

@@ -66,14 +66,16 @@ JOBS = {
     "decisions": {"risk_limits", "trade_decisions"},
     "execute_orders": {"executed_orders"},
     "fills": {"order_fills"},
-    "backtest_tuning": {"backtest_tuning"},
-    "backtest": {"backtest"},
-    "backtest_report": {"backtest_report"},
+    "tune_backtest": {"backtest_tuning"},
+    "run_backtest": {"backtest"},
+    "report_backtest": {"backtest_report"},
+    "new_day": {"raw_bars", "stg_market__bars", "int_bars__returns", "int_market__daily", "fct_features_daily"},
+    "trading_day": {"order_fills", "risk_limits", "trade_decisions"},
 }
 #: History by year (ingest, the incremental features); a decision, its execution and the fills by day.
-DAILY_JOBS = {"ingest", "features", "decisions", "execute_orders", "fills"}
+DAILY_JOBS = {"ingest", "features", "decisions", "execute_orders", "fills", "new_day", "trading_day"}
 #: Partitioned, but not by day: the backtest by variant.
-OTHER_PARTITIONED = {"backtest"}
+OTHER_PARTITIONED = {"run_backtest"}
 
 
 def test_jobs_select_their_stage_and_daily_jobs_are_partitioned() -> None:
@@ -97,15 +99,24 @@ def test_the_backtest_is_partitioned_by_variant_and_a_backfill_is_one_run() -> N
 
 def test_schedules_and_the_execution_sensor() -> None:
     schedules = {s.name: s for s in defs.schedules}
-    assert set(schedules) == {"labels_schedule", "models_schedule", "backtest_report_schedule"}
-    assert schedules["backtest_report_schedule"].cron_schedule == "0 7 * * 0"  # after Saturday's refits
+    assert set(schedules) == {"labels_schedule", "models_schedule", "report_backtest_schedule"}
+    assert schedules["report_backtest_schedule"].cron_schedule == "0 7 * * 0"  # after Saturday's refits
     # labels are rebuilt before the models refit on them, both weekly
     assert (schedules["labels_schedule"].cron_schedule, schedules["models_schedule"].cron_schedule) == (
         "30 5 * * 6",
         "0 6 * * 6",
     )
-    [sensor] = defs.sensors
-    assert sensor.name == "new_decisions" and sensor.job_name == "execute_orders"
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"new_decisions", "new_market_day"}
+    assert sensors["new_decisions"].job_name == "execute_orders"
+    assert {j.name for j in sensors["new_market_day"].jobs} == {"new_day", "trading_day"}
+
+
+def test_the_code_location_loads_as_the_code_server_loads_it() -> None:
+    """The UI and the daemon load the repository, which refuses an op and a job of one name; resolving jobs
+    one by one (what in-process runs do) does not check that."""
+    repository = defs.get_repository_def()
+    assert {job.name for job in repository.get_all_jobs()} >= set(JOBS)
 
 
 #: The checks of every Python asset, by name: what must hold before anything downstream may run.
@@ -158,3 +169,17 @@ def test_every_python_asset_has_its_named_checks() -> None:
     for asset, names in CHECKS.items():
         for name in names:
             assert specs[(asset, name)].blocking == ((asset, name) not in WARNINGS), (asset, name)
+
+
+def test_the_dbt_resource_reports_the_version_the_executable_reports() -> None:
+    """DbtResource reads dbt's version from the installed package instead of running ``dbt --version``."""
+    import re
+    import subprocess
+
+    from assets.definitions import resources
+    from dagster_dbt import DbtCliResource
+
+    dbt = resources.resources["dbt"]
+    out = subprocess.run([dbt.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
+    asked = DbtCliResource(project_dir=dbt.project_dir, dbt_executable=dbt.dbt_executable)._cli_version
+    assert str(dbt._cli_version) == re.search(r"(\d+\.\d+\.\d+)", out).group(1) == str(asked)

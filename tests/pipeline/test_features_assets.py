@@ -141,3 +141,15 @@ def test_the_window_limits_what_is_written(resources, data_dir) -> None:
     assert written.filter(pl.col("symbol") == "AAPL")["rv_20d"].null_count() == 0
     # The intermediate holds that history (built from the whole lake on its first run), never a later day.
     assert read_table(data_dir, "int_bars__returns")["trade_date"].max() == dt.date(2010, 6, 4)
+
+
+def test_a_run_leaves_no_window_behind_for_later_dbt_commands(warehouse) -> None:
+    """The run's days reach dbt through the environment; after the run, a dbt command of the same process
+    (a test fixture, a notebook) must see no window."""
+    import os
+
+    from assets.defs.features.dbt import WINDOW_ENV
+
+    _, resources, _ = warehouse
+    assert dg.materialize([mem_dbt_history], resources=resources, **features(dt.date(2010, 6, 30))).success
+    assert not any(os.environ.get(name) for name in WINDOW_ENV)

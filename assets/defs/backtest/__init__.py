@@ -6,9 +6,9 @@ import dagster as dg
 
 from assets.defs.backtest.assets import backtest, backtest_report, backtest_tuning
 
-tuning_job = dg.define_asset_job("backtest_tuning", selection=dg.AssetSelection.assets(backtest_tuning))
-backtest_job = dg.define_asset_job("backtest", selection=dg.AssetSelection.assets(backtest))
-report_job = dg.define_asset_job("backtest_report", selection=dg.AssetSelection.assets(backtest_report))
+tuning_job = dg.define_asset_job("tune_backtest", selection=dg.AssetSelection.assets(backtest_tuning))
+backtest_job = dg.define_asset_job("run_backtest", selection=dg.AssetSelection.assets(backtest))
+report_job = dg.define_asset_job("report_backtest", selection=dg.AssetSelection.assets(backtest_report))
 #: The report redrawn weekly from the stored variants (Sunday 07:00 UTC, after Saturday's model refits); stopped
 #: by default like every schedule: switch it on in the UI.
 report_schedule = dg.ScheduleDefinition(job=report_job, cron_schedule="0 7 * * 0", execution_timezone="UTC")

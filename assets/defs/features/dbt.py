@@ -2,7 +2,8 @@
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -58,9 +59,29 @@ COMMON = {
 }
 
 
+WINDOW_ENV = ("MEM_DBT_MIN_DATE", "MEM_DBT_MAX_DATE")
+
+
+@contextmanager
+def rebuilding(start: str = "", end: str = "") -> Iterator[None]:
+    """The days the dbt subprocess started inside rebuilds (see macros/incremental_window.sql; empty: the whole
+    lake), restored afterwards: the run's process may run other dbt commands later."""
+    saved = {name: os.environ.get(name) for name in WINDOW_ENV}
+    os.environ.update(dict(zip(WINDOW_ENV, (start, end), strict=True)))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource):
     dbt_env(lake.paths())
-    yield from dbt.cli(["build", "--vars", json.dumps({"source": market.source})], context=context).stream()
+    with rebuilding():
+        yield from dbt.cli(["build", "--vars", json.dumps({"source": market.source})], context=context).stream()
 
 
 @dbt_assets(**COMMON, select=TABLES)
@@ -85,10 +106,9 @@ def mem_dbt_history(
     rebuilt too). The views' tests read the whole lake."""
     start, end = history_window(context, config)
     dbt_env(lake.paths())
-    dbt_vars = {"source": market.source}
-    args = ["build"]
+    args = ["build", "--vars", json.dumps({"source": market.source})]
     if config.full_refresh:
         args.append("--full-refresh")  # the whole history, whatever the window
-    else:
-        dbt_vars |= {"min_date": start.isoformat(), "max_date": end.isoformat()}
-    yield from dbt.cli([*args, "--vars", json.dumps(dbt_vars)], context=context).stream()
+    days = ("", "") if config.full_refresh else (start.isoformat(), end.isoformat())
+    with rebuilding(*days):
+        yield from dbt.cli(args, context=context).stream()
