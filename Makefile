@@ -23,10 +23,11 @@ export DVC_NO_ANALYTICS := 1
 
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/tests dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install demo test ui bench backtest lint clean
+.PHONY: help install demo test test-browser ui bench backtest lint clean
 help:
 	@echo "make demo   - install, then build every asset on the bundled real data (offline)"
 	@echo "make test   - install, then run the whole test suite"
+	@echo "make test-browser - the Dagster UI in headless Chromium (needs Debian's chromium; .ci/run installs it)"
 	@echo "make ui     - the Dagster UI (webserver + daemon) on http://127.0.0.1:3000"
 	@echo "make bench  - benchmarks (figures go to BENCHMARKS.md)"
 	@echo "make backtest - tuning, every backtest variant and the report on the built warehouse (after make demo)"
@@ -58,6 +59,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# MEM_SCREENSHOTS=docs make test-browser refreshes the README's screenshots.
+test-browser: install
+	@command -v chromium > /dev/null || { echo "chromium not found: apt-get install chromium"; exit 1; }
+	$(PY) -m pytest -m browser tests/browser $(PYTEST_ARGS)
 
 backtest: install
 	$(PY) -m assets.run tune_backtest run_backtest report_backtest

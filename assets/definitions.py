@@ -6,7 +6,9 @@ import dagster as dg
 
 from assets.defs import backtest, decisions, execution, features, ingest, loop, models, risk
 from assets.defs.features.dbt import DBT_PROJECT
-from assets.resources import DbtResource, LakeResource, MarketDataResource
+from assets.resources import BrokerResource, DbtResource, LakeResource, LedgerResource, MarketDataResource, from_env
+from mem_pipeline.core.credentials import API_KEY_ENV, SECRET_ENV
+from mem_pipeline.execution.ledger import LEDGER_URL_ENV
 
 STAGES = (ingest, features, models, risk, decisions, execution, backtest, loop)
 
@@ -18,6 +20,10 @@ resources = dg.Definitions(
         "lake": LakeResource(),
         "market": MarketDataResource(),
         "dbt": DbtResource.for_project(DBT_PROJECT),
+        "broker": BrokerResource(
+            kind=from_env("MEM_BROKER"), api_key=from_env(API_KEY_ENV), secret=from_env(SECRET_ENV)
+        ),
+        "ledger": LedgerResource(url=from_env(LEDGER_URL_ENV)),
     },
 )
 

@@ -7,12 +7,17 @@ decision store, the lake and the Dagster instance: ``mem metrics`` serves them o
   latest reference price in the ledger, account currency);
 - ``mem_latest_decision_age_seconds``: since the newest stored decision was written;
 - ``mem_data_freshness_days{source}``: days from the lake's last bar date to today;
+- ``mem_drawdown`` and ``mem_kill_switch``: the newest decision day's drawdown from the equity peak and
+  whether the drawdown kill switch is on (``data/risk/<day>/limits.json``);
+- ``mem_circuit_breaker{state}``: 1 for the state the last execution run left its broker's circuit breaker in
+  (closed, open, half_open), from that run's ``executed_orders`` metadata;
 - ``mem_last_run_duration_seconds{job}`` and ``mem_last_run_success{job}``: each job's latest finished run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +28,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mem_pipeline.core.paths import Paths
+from mem_pipeline.execution.breaker import BreakerState
 from mem_pipeline.execution.runtime import open_ledger
+
+BREAKER_STATES = tuple(state.value for state in BreakerState)
 
 
 class MemCollector(Collector):
@@ -46,8 +54,35 @@ class MemCollector(Collector):
         if dates:
             fresh.add_metric([self.source], (dt.date.today() - dt.date.fromisoformat(dates[-1])).days)
         yield fresh
+        yield from self._risk()
         if self.instance is not None:
+            yield from self._breaker()
             yield from self._runs()
+
+    def _risk(self) -> Iterator[GaugeMetricFamily]:
+        drawdown = GaugeMetricFamily("mem_drawdown", "Drawdown from the equity peak on the newest decision day")
+        killed = GaugeMetricFamily("mem_kill_switch", "1 if the drawdown kill switch is on (newest decision day)")
+        days = sorted(self.paths.risk.glob("*/limits.json")) if self.paths.risk.exists() else []
+        if days:
+            limits = json.loads(days[-1].read_text(encoding="utf-8"))
+            drawdown.add_metric([], float(limits["drawdown"]))
+            killed.add_metric([], 1.0 if limits["kill_switch"] else 0.0)
+        yield drawdown
+        yield killed
+
+    def _breaker(self) -> Iterator[GaugeMetricFamily]:
+        import dagster as dg
+
+        breaker = GaugeMetricFamily(
+            "mem_circuit_breaker", "1 for the state the last execution run left the breaker in", labels=["state"]
+        )
+        event = self.instance.get_latest_materialization_event(dg.AssetKey("executed_orders"))
+        summary = event.asset_materialization.metadata.get("summary") if event else None
+        if summary is not None:
+            state = summary.value["breaker"]["state"]
+            for name in BREAKER_STATES:
+                breaker.add_metric([name], 1.0 if name == state else 0.0)
+        yield breaker
 
     def _ledger(self) -> Iterator[GaugeMetricFamily]:
         ledger = open_ledger(self.paths)

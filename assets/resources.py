@@ -1,8 +1,10 @@
-"""Resources: where the data lives and which market-data source feeds the lake."""
+"""Resources: where the data lives, which market-data source feeds the lake, dbt, the broker and the ledger."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
+import os
 import sys
 from functools import cached_property
 from pathlib import Path
@@ -11,9 +13,13 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging import version
 
+from mem_pipeline.core.params import section
 from mem_pipeline.core.paths import Paths
+from mem_pipeline.execution.engine import ExecutionConfig
+from mem_pipeline.execution.runtime import ExecutionRuntime
 from mem_pipeline.ingest.sources.base import MarketDataSource
 from mem_pipeline.ingest.sources.registry import build_source, configured_source_name
+from mem_pipeline.risk.limits import RiskLimits
 
 
 class LakeResource(dg.ConfigurableResource):
@@ -49,3 +55,37 @@ class DbtResource(DbtCliResource):
     def for_project(cls, project_dir: object) -> DbtResource:
         # dbt is installed in the same environment as Dagster; do not rely on PATH.
         return cls(project_dir=project_dir, dbt_executable=str(Path(sys.executable).parent / "dbt"))
+
+
+def from_env(name: str) -> str | dg.EnvVar:
+    """``dg.EnvVar(name)`` when the variable is set (the UI shows its name, never its value; the value is read in
+    the run's process), else empty: an unset ``EnvVar`` would fail every run, the paper one included."""
+    return dg.EnvVar(name) if os.environ.get(name) else ""
+
+
+class LedgerResource(dg.ConfigurableResource):
+    """The execution ledger: ``url`` a SQLAlchemy URL (PostgreSQL for several hosts), from ``MEM_LEDGER_URL``;
+    empty: params.yaml's ``execution.ledger_url``, else SQLite under ``data/ledger``."""
+
+    url: str = ""
+
+
+class BrokerResource(dg.ConfigurableResource):
+    """Where orders go: ``paper`` (the default; fills against the lake's bars) or ``ccxt`` (the exchange of
+    ``execution.ccxt``), from ``MEM_BROKER`` else ``execution.broker``. The exchange's credentials come only
+    from the environment (``MEM_CCXT_API_KEY``, ``MEM_CCXT_SECRET``) as ``dg.EnvVar``s: never in run config."""
+
+    kind: str = ""
+    api_key: str = ""
+    secret: str = ""
+
+    def runtime(self, paths: Paths, ledger: LedgerResource, limits: RiskLimits | None = None) -> ExecutionRuntime:
+        """The run's ledger, broker, gate and circuit breaker (``ExecutionRuntime``) for these settings."""
+        config = ExecutionConfig.from_params(section("execution"))
+        engine = dataclasses.replace(
+            config.engine, broker=self.kind or config.engine.broker, ledger_url=ledger.url or config.engine.ledger_url
+        )
+        credentials = {"apiKey": self.api_key, "secret": self.secret} if self.api_key or self.secret else None
+        return ExecutionRuntime.build(
+            dataclasses.replace(config, engine=engine), paths, limits=limits, credentials=credentials
+        )

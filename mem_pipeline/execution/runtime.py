@@ -56,9 +56,11 @@ class ExecutionRuntime:
         exchange: Any | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
         limits: RiskLimits | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> ExecutionRuntime:
         """``config`` defaults to params.yaml's ``execution``; ``exchange`` injects a ccxt stand-in (tests);
-        ``limits``: the decision's stored risk limits, which set the gate's (``GateLimits``)."""
+        ``limits``: the decision's stored risk limits, which set the gate's (``GateLimits``); ``credentials``:
+        the ccxt broker's (default: the environment's)."""
         config = config or ExecutionConfig.from_params(section("execution"))
         paths = paths or Paths.from_env()
         ledger = Ledger.open(config.engine.ledger_url or None, paths=paths, clock=clock)
@@ -66,7 +68,7 @@ class ExecutionRuntime:
         if config.engine.broker == "paper":
             broker = PaperBroker(paths.ledger / PAPER_DIR, config.paper)
         else:
-            broker = CcxtBroker(config.ccxt, exchange)
+            broker = CcxtBroker(config.ccxt, exchange, credentials)
         return cls(config, ledger, broker, PreTradeGate(config.gate, limits), CircuitBreaker(config.breaker, clock))
 
     def run(

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from assets.defs.features.dbt import DBT_PROJECT
-from assets.resources import DbtResource, LakeResource, MarketDataResource
+from assets.resources import BrokerResource, DbtResource, LakeResource, LedgerResource, MarketDataResource
 
 
 @pytest.fixture
@@ -23,6 +23,8 @@ def make_resources(data_dir: Path) -> dict[str, object]:
         "lake": LakeResource(data_dir=str(data_dir)),
         "market": MarketDataResource(source="sample"),
         "dbt": DbtResource.for_project(DBT_PROJECT),
+        "broker": BrokerResource(),
+        "ledger": LedgerResource(),
     }
 
 

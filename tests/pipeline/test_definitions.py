@@ -176,10 +176,53 @@ def test_the_dbt_resource_reports_the_version_the_executable_reports() -> None:
     import re
     import subprocess
 
-    from assets.definitions import resources
     from dagster_dbt import DbtCliResource
+
+    from assets.definitions import resources
 
     dbt = resources.resources["dbt"]
     out = subprocess.run([dbt.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
     asked = DbtCliResource(project_dir=dbt.project_dir, dbt_executable=dbt.dbt_executable)._cli_version
     assert str(dbt._cli_version) == re.search(r"(\d+\.\d+\.\d+)", out).group(1) == str(asked)
+
+
+SNAPSHOT = """
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dagster._serdes import serialize_value
+from assets.definitions import defs
+print(serialize_value(RepositorySnap.from_def(defs.get_repository_def())))
+"""
+
+
+def test_the_ui_sees_the_broker_credentials_and_ledger_url_as_variable_names_only(tmp_path) -> None:
+    """What the code server sends the UI (the repository snapshot, which the Launchpad and the resources page
+    show) names the environment variables and holds none of their values."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    secrets = {"MEM_CCXT_API_KEY": "key-7f3a9", "MEM_CCXT_SECRET": "secret-c41d2",
+               "MEM_LEDGER_URL": "postgresql+psycopg://mem:pw-88e1@127.0.0.1:1/mem"}  # fmt: skip
+    env = {**os.environ, **secrets, "MEM_BROKER": "ccxt", "DAGSTER_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", SNAPSHOT], env=env, capture_output=True, text=True, check=True).stdout
+    for value in secrets.values():
+        assert value not in out
+    snapshot = json.loads(out)
+    [broker] = [r for r in snapshot["external_resource_data"] if r["name"] == "broker"]
+    configured = json.dumps(broker["configured_values"])
+    assert all(name in configured for name in ("MEM_CCXT_API_KEY", "MEM_CCXT_SECRET", "MEM_BROKER"))
+
+
+def test_the_broker_resource_hands_its_credentials_to_the_exchange() -> None:
+    from mem_pipeline.execution.brokers.ccxt_broker import CcxtBrokerConfig, build_trading_exchange
+
+    exchange = build_trading_exchange(CcxtBrokerConfig(sandbox=False), {"apiKey": "k1", "secret": "s1"})
+    assert (exchange.apiKey, exchange.secret) == ("k1", "s1")
+
+
+def test_raw_bars_and_decisions_have_freshness_policies() -> None:
+    graph = defs.resolve_asset_graph()
+    for key in ("raw_bars", "trade_decisions"):
+        policy = graph.get(dg.AssetKey(key)).freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta() == dt.timedelta(days=4), key

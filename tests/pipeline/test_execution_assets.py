@@ -23,7 +23,7 @@ from assets.defs.execution.sensors import new_decisions
 from assets.defs.models.assets import regime_model, slippage_model, vol_forecasts
 from assets.defs.models.signal import signal_model
 from assets.defs.risk.assets import risk_limits
-from assets.resources import LakeResource, MarketDataResource
+from assets.resources import BrokerResource, LakeResource, LedgerResource, MarketDataResource
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.execution.ledger import Ledger
 from mem_pipeline.features.dbt_cli import dbt
@@ -42,7 +42,12 @@ def setup(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("execution") / "data"
     write_lake(data_dir, "synthetic", generate_market(SyntheticConfig.from_params_file()).bars())
     dbt(data_dir, "run", dbt_vars={"source": "synthetic"})
-    resources = {"lake": LakeResource(data_dir=str(data_dir)), "market": MarketDataResource(source="synthetic")}
+    resources = {
+        "lake": LakeResource(data_dir=str(data_dir)),
+        "market": MarketDataResource(source="synthetic"),
+        "broker": BrokerResource(),
+        "ledger": LedgerResource(),
+    }
     fitted = (regime_model, vol_forecasts, signal_model)
     config = {"ops": {a.op.name: {"config": {"as_of": DAY.isoformat()}} for a in fitted}}
     assert dg.materialize([*fitted, slippage_model], resources=resources, run_config=config).success

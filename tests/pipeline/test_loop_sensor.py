@@ -53,7 +53,10 @@ def test_one_day_at_a_time_new_day_then_trading_day_then_the_next_day(tmp_path) 
     tick = _tick(data, instance, None)
     [ingest] = tick.run_requests
     assert (ingest.job_name, ingest.partition_key, ingest.run_key, ingest.tags) == (
-        "new_day", d1[:4], f"new_day:{d1}", {DAY_TAG: d1}
+        "new_day",
+        d1[:4],
+        f"new_day:{d1}",
+        {DAY_TAG: d1},
     )
     narrowed = {"config": {"start": d1, "end": d1}}
     assert ingest.run_config == {"ops": {"raw_bars": narrowed, "mem_dbt_history": narrowed}}

@@ -53,6 +53,14 @@ def test_the_metrics_endpoint_reports_the_ledger_decisions_data_and_runs(tmp_pat
     (paths.bars("sample") / "date=2024-06-27").mkdir(parents=True)
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([tiny], instance=instance).success
+    # two decision days' risk assessments: the newest counts (equity 87.5 against a peak of 100)
+    for day, drawdown, killed in (("2024-06-26", 0.01, False), ("2024-06-27", 1 - 87.5 / 100, True)):
+        (paths.risk / day).mkdir(parents=True)
+        (paths.risk / day / "limits.json").write_text(json.dumps({"drawdown": drawdown, "kill_switch": killed}))
+    summary = {"breaker": {"state": "open", "consecutive_failures": 5}}
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("executed_orders", metadata={"summary": dg.MetadataValue.json(summary)})
+    )
 
     server, _ = serve(paths, "sample", 0, instance)
     try:
@@ -76,6 +84,9 @@ def test_the_metrics_endpoint_reports_the_ledger_decisions_data_and_runs(tmp_pat
     assert got[("mem_last_run_success", (("job", "__ephemeral_asset_job__"),))] == 1.0
     assert got[("mem_last_run_duration_seconds", (("job", "__ephemeral_asset_job__"),))] > 0
     assert got[("mem_gross_exposure", ())] == 0.0  # nothing filled yet
+    assert got[("mem_drawdown", ())] == 0.125 and got[("mem_kill_switch", ())] == 1.0
+    breaker = {labels[0][1]: v for (name, labels), v in got.items() if name == "mem_circuit_breaker"}
+    assert breaker == {"closed": 0.0, "open": 1.0, "half_open": 0.0}
     # The Grafana dashboard shipped beside the endpoint queries only metrics the endpoint serves.
     dashboard = json.loads((PROJECT_ROOT / "config" / "grafana" / "mem_dashboard.json").read_text())
     queried = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"mem_[a-z_]+", t["expr"])}

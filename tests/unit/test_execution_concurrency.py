@@ -254,7 +254,7 @@ def test_the_order_fills_asset_holds_the_run_lock(tmp_path) -> None:
     import dagster as dg
 
     from assets.defs.execution.assets import order_fills
-    from assets.resources import LakeResource, MarketDataResource
+    from assets.resources import BrokerResource, LakeResource, LedgerResource, MarketDataResource
     from mem_pipeline.core.paths import Paths
     from mem_pipeline.core.schemas import BAR_SCHEMA
     from mem_pipeline.ingest import lake as lake_io
@@ -268,7 +268,12 @@ def test_the_order_fills_asset_holds_the_run_lock(tmp_path) -> None:
     paper = PaperBroker(paths.ledger / "paper")
     frame = order_frame("v1", ["A"], quantity=30, n_slices=1, decision_date=decided)
     execute(frame, ledger, paper, PreTradeGate(LOOSE), CircuitBreaker())
-    resources = {"lake": LakeResource(data_dir=str(data)), "market": MarketDataResource(source="synthetic")}
+    resources = {
+        "lake": LakeResource(data_dir=str(data)),
+        "market": MarketDataResource(source="synthetic"),
+        "broker": BrokerResource(),
+        "ledger": LedgerResource(),
+    }
     day = (decided + dt.timedelta(days=2)).isoformat()
     with ledger.lock("an executor"):
         busy = dg.materialize([order_fills], resources=resources, partition_key=day, raise_on_error=False)

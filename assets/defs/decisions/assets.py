@@ -6,6 +6,8 @@ input digests, model artifact hashes, parameters, code); it is the Dagster data 
 ``data/decisions/<date>/<version>.parquet``. The same inputs give the same version and no new file.
 """
 
+import datetime as dt
+
 import dagster as dg
 
 from assets.defs.risk.assets import INPUTS_DIR, risk_limits
@@ -32,6 +34,9 @@ CHECKS = ("orders_within_limits", "cvar_within_budget", "finite_sizes", "no_new_
     deps=[risk_limits],
     pool=WAREHOUSE_POOL,
     check_specs=[dg.AssetCheckSpec(name, asset="trade_decisions", blocking=True) for name in CHECKS],
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=dt.timedelta(days=4), warn_window=dt.timedelta(hours=30)
+    ),
     description="Target positions (signal x fractional Kelly x the day's limits) and the orders to reach them, "
     "versioned.",
 )

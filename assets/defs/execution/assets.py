@@ -3,8 +3,9 @@ the broker's fills (the paper broker fills open orders against each new day's ba
 
 Exactly once comes from the ledger, not from Dagster (which delivers at least once): client order ids are
 deterministic per (decision version, symbol, slice) and written before sending; a rerun of the same version
-reconciles with the broker and sends nothing new. Broker credentials come only from the environment
-(``MEM_CCXT_API_KEY``/``MEM_CCXT_SECRET``); the ledger URL may come from ``MEM_LEDGER_URL``.
+reconciles with the broker and sends nothing new. The broker and the ledger are Dagster resources (``broker``,
+``ledger``): credentials (``MEM_CCXT_API_KEY``/``MEM_CCXT_SECRET``) and the ledger URL (``MEM_LEDGER_URL``) come
+only from the environment, as ``dg.EnvVar``s.
 """
 
 import datetime as dt
@@ -16,12 +17,11 @@ from assets.defs.decisions.assets import trade_decisions
 from assets.metadata import check, markdown_table
 from assets.partitions import DAILY, window
 from assets.pools import LEDGER_POOL
-from assets.resources import LakeResource, MarketDataResource
+from assets.resources import BrokerResource, LakeResource, LedgerResource, MarketDataResource
 from mem_pipeline.decisions.inputs import load_cost_model
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.execution.fills import book_fills
 from mem_pipeline.execution.market import market_snapshot
-from mem_pipeline.execution.runtime import ExecutionRuntime
 from mem_pipeline.ingest import lake as lake_io
 
 HISTORY_DAYS = 45  # calendar days of bars the paper broker sees for ADV and vol (20 trading days needed)
@@ -45,7 +45,13 @@ class ExecuteConfig(dg.Config):
     ],
     description="The decision's orders through the pre-trade gate to the broker, recorded in the ledger first.",
 )
-def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, lake: LakeResource):
+def executed_orders(
+    context: dg.AssetExecutionContext,
+    config: ExecuteConfig,
+    lake: LakeResource,
+    broker: BrokerResource,
+    ledger: LedgerResource,
+):
     paths = lake.paths()
     day, _ = window(context)
     store = DecisionStore(paths.decisions)
@@ -56,7 +62,7 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
     orders = decision.orders
     if decision.decision_date != day:
         raise dg.Failure(f"decision {version} is for {decision.decision_date}, not partition {day}")
-    runtime = ExecutionRuntime.build(paths=paths, limits=decision.limits)
+    runtime = broker.runtime(paths, ledger, decision.limits)
     try:
         held = list(runtime.ledger.exposure())  # positions and the rest of live orders: the gate values all
         prices, stats = market_snapshot(paths, day, sorted(set(orders["symbol"].to_list()) | set(held)))
@@ -116,10 +122,16 @@ def executed_orders(context: dg.AssetExecutionContext, config: ExecuteConfig, la
     check_specs=[dg.AssetCheckSpec("fills_booked_in_ledger", asset="order_fills", blocking=True)],
     description="Broker fills booked into the ledger; the paper broker fills open orders against the day's bars.",
 )
-def order_fills(context: dg.AssetExecutionContext, lake: LakeResource, market: MarketDataResource):
+def order_fills(
+    context: dg.AssetExecutionContext,
+    lake: LakeResource,
+    market: MarketDataResource,
+    broker: BrokerResource,
+    ledger: LedgerResource,
+):
     paths = lake.paths()
     day, _ = window(context)
-    runtime = ExecutionRuntime.build(paths=paths)
+    runtime = broker.runtime(paths, ledger)
     try:
         start = day - dt.timedelta(days=HISTORY_DAYS)
         booked = book_fills(  # under the ledger's run lock, like execute

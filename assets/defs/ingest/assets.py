@@ -5,6 +5,8 @@ reported as blocking asset checks: one per rule, one for the schema, one for the
 A run never shrinks a stored partition unless its config says ``restate: true``.
 """
 
+import datetime as dt
+
 import dagster as dg
 
 from assets.metadata import markdown_table
@@ -43,6 +45,10 @@ class RawBarsConfig(HistoryWindowConfig):
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=CHECK_SPECS,
     kinds={"parquet", "polars"},
+    # materialized each market day by the daily loop: warn after a missed day, fail past a long weekend
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=dt.timedelta(days=4), warn_window=dt.timedelta(hours=30)
+    ),
     description="Daily bars of the configured source (one Dagster partition per year), hive-partitioned by date "
     "under data/raw/<source>/bars.",
 )

@@ -64,11 +64,13 @@ class CcxtBrokerConfig(ParamsConfig):
     symbols: tuple[str, ...] = ()  # markets listed in reconciliation (adoption); the ledger's are always looked up
 
 
-def build_trading_exchange(config: CcxtBrokerConfig) -> Any:
-    """The ccxt exchange (no network call), credentials from the environment, sandbox when configured."""
+def build_trading_exchange(config: CcxtBrokerConfig, credentials: Mapping[str, str] | None = None) -> Any:
+    """The ccxt exchange (no network call), sandbox when configured; ``credentials`` (ccxt's ``apiKey``/``secret``,
+    resolved from the environment by the Dagster resource) default to the environment's."""
     if config.exchange not in ccxt.exchanges:
         raise ExecutionError(f"ccxt has no exchange {config.exchange!r} (execution.ccxt.exchange)")
-    exchange = getattr(ccxt, config.exchange)({"enableRateLimit": True, **exchange_credentials()})
+    found = exchange_credentials() if credentials is None else {k: v for k, v in credentials.items() if v}
+    exchange = getattr(ccxt, config.exchange)({"enableRateLimit": True, **found})
     if config.sandbox:
         error: ExecutionError | None = None
         try:
@@ -83,9 +85,12 @@ def build_trading_exchange(config: CcxtBrokerConfig) -> Any:
 class CcxtBroker:
     name = "ccxt"
 
-    def __init__(self, config: CcxtBrokerConfig, exchange: Any | None = None) -> None:
+    def __init__(
+        self, config: CcxtBrokerConfig, exchange: Any | None = None, credentials: Mapping[str, str] | None = None
+    ) -> None:
         self.config = config
         self._exchange = exchange
+        self._credentials = credentials
         if exchange is not None and config.sandbox:  # an injected exchange is switched like a built one
             exchange.set_sandbox_mode(True)
 
@@ -95,7 +100,7 @@ class CcxtBroker:
     @property
     def exchange(self) -> Any:
         if self._exchange is None:
-            self._exchange = build_trading_exchange(self.config)
+            self._exchange = build_trading_exchange(self.config, self._credentials)
         return self._exchange
 
     # -- protocol -------------------------------------------------------------------------------
