@@ -14,7 +14,7 @@ the PNGs; the ``backtest_report`` asset embeds the same in its metadata.
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -129,6 +129,15 @@ def verdicts(table: pl.DataFrame) -> list[str]:
     return out
 
 
+#: The figures ``metrics.json`` keeps per variant.
+METRICS = ("sharpe", "sharpe_ci_low", "sharpe_ci_high", "cagr", "max_drawdown", "turnover", "cost_drag", "dsr")
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: those become null."""
+    return float(value) if math.isfinite(value) else None
+
+
 def _word(mine: float, theirs: float) -> str:
     return "ties with" if abs(mine - theirs) < 1e-12 else ("beats" if mine > theirs else "loses to")
 
@@ -201,9 +210,10 @@ def build_report(
     *,
     tuning_sharpes: Sequence[float] = (),
     paper: PaperConfig | None = None,
-    generated: dt.datetime | None = None,
 ) -> Report:
-    """Compare ``runs`` (variant -> stored run), write the report under ``folder`` and return it."""
+    """Compare ``runs`` (variant -> stored run), write the report under ``folder`` and return it: ``report.md``,
+    ``variants.csv``, ``metrics.json`` (each variant's figures, what ``dvc metrics``/``dvc exp show`` compare) and
+    the charts. Nothing in them depends on when or where they were written (no wall clock, no absolute path)."""
     if not runs:
         raise BacktestError("backtest report: no variant has been backtested (materialize the backtest asset)")
     check_comparable(runs)
@@ -216,7 +226,7 @@ def build_report(
         "# Backtest report",
         "",
         f"Source `{info['source']}`, {info['universe']} symbols, {info['window'][0]} .. {info['window'][1]}, "
-        f"starting equity {info['starting_equity']:,.0f}. Generated {(generated or dt.datetime.now()):%Y-%m-%d %H:%M}.",
+        f"starting equity {info['starting_equity']:,.0f}.",
         f"Deflated Sharpe ratios count {n_trials} trials (the candidate variants and tuning trials tried).",
         "",
         markdown_table(table),
@@ -228,6 +238,8 @@ def build_report(
     lines += ["", *[f"![{name}]({path.name})" for name, path in drawn.items()], ""]
     folder.mkdir(parents=True, exist_ok=True)
     table.write_csv(folder / "variants.csv")
+    figures = {r["variant"]: {k: _finite(r[k]) for k in METRICS} for r in table.iter_rows(named=True)}
+    (folder / "metrics.json").write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     markdown = folder / "report.md"
     markdown.write_text("\n".join(lines), encoding="utf-8")
     return Report(table, n_trials, sentences, drawn, markdown)

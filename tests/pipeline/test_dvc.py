@@ -25,3 +25,12 @@ def test_dry_repro_runs_each_stage_through_the_dagster_jobs() -> None:
         assert f"Running stage '{name}'" in out.stdout
         assert stage["cmd"] in out.stdout and "-m assets.run" in stage["cmd"]
     assert stages["features"]["deps"][0] == "data/raw"  # features depend on the ingest stage's output
+
+
+def test_the_backtest_stage_reads_its_params_and_publishes_the_reports_metrics() -> None:
+    stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
+    backtest = stages["backtest"]
+    assert backtest["deps"][0] == stages["features"]["outs"][0]  # the warehouse the features stage writes
+    assert {"backtest", "risk", "decisions", "models", "execution.paper"} == set(backtest["params"])
+    [metrics] = backtest["metrics"]
+    assert list(metrics) == ["data/reports/backtest/metrics.json"]

@@ -61,3 +61,21 @@ def test_a_variant_that_never_trades_ties_and_claims_no_significance() -> None:
     assert any(s.startswith("MEM ties with static") and "no bootstrap interval for MEM and static" in s for s in said)
     versus_hold = next(s for s in said if "buy_and_hold on Sharpe" in s)
     assert "no bootstrap interval for MEM:" in versus_hold and "do not overlap" not in versus_hold
+
+
+def test_the_report_writes_each_variants_figures_for_dvc_and_no_wall_clock(tmp_path) -> None:
+    import json
+
+    runs = {"mem": _run("mem", 0.0004, 1), "static": _run("static", 0.0, 2)}
+    report = build_report(runs, tmp_path / "a")
+    figures = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    rows = {r["variant"]: r for r in report.table.iter_rows(named=True)}
+    assert set(figures) == {"mem", "static"}
+    # the Sharpe ratio from the equity curve by hand: mean / std of daily returns × √252
+    equity = runs["mem"].daily["equity"].to_numpy()
+    returns = np.diff(equity) / equity[:-1]
+    assert figures["mem"]["sharpe"] == pytest.approx(returns.mean() / returns.std(ddof=1) * np.sqrt(252), rel=0.02)
+    assert figures["static"]["max_drawdown"] == pytest.approx(rows["static"]["max_drawdown"])
+    build_report(runs, tmp_path / "b")
+    for name in ("report.md", "metrics.json", "variants.csv"):  # written twice, the same bytes
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

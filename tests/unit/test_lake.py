@@ -202,3 +202,31 @@ def test_a_failed_write_leaves_the_previous_partition_intact(
     assert {p: (tmp_path / p).read_bytes() for p in all_files(tmp_path)} == before  # no temp, no half file
     assert pl.read_parquet(part(tmp_path, D2)).select("symbol", "close").rows() == [("AAA", 11.0), ("BBB", 21.0)]
     assert not part(tmp_path, D5).exists()
+
+
+def test_the_same_files_ingested_from_two_places_store_the_same_bytes(tmp_path) -> None:
+    """No absolute path in the lake: ``source_file`` is relative to the inbox, so moving the inbox (another
+    clone, another machine) changes no stored byte."""
+    from mem_pipeline.core.files import file_sha256
+    from mem_pipeline.core.paths import Paths
+    from mem_pipeline.ingest.quality.rules import QualityConfig
+    from mem_pipeline.ingest.sources.files import FilesSource
+    from mem_pipeline.ingest.window import ingest_window
+
+    text = (
+        "date,symbol,open,high,low,close,volume\n2010-06-01,AAA,10,11,9,10.5,1000\n2010-06-02,AAA,10.5,11,10,10.8,900\n"
+    )
+    stored = []
+    for place in ("here", "elsewhere/deeper"):
+        inbox = tmp_path / place / "inbox" / "daily"
+        inbox.mkdir(parents=True)
+        (inbox / "bars.csv").write_text(text, encoding="utf-8")
+        paths = Paths(tmp_path / place / "data")
+        day = dt.date(2010, 6, 1)
+        assert ingest_window(
+            FilesSource(inbox.parent), day, day + dt.timedelta(days=1), paths, QualityConfig()
+        ).gate.passed
+        files = sorted(paths.bars("files").glob("*/part.parquet"))
+        stored.append({f.parent.name: file_sha256(f) for f in files})
+        assert pl.read_parquet(files[0])["source_file"].to_list() == ["daily/bars.csv"]
+    assert len(stored[0]) == 2 and stored[0] == stored[1]

@@ -53,7 +53,7 @@ class FilesSource:
 
     def read_all(self) -> pl.DataFrame:
         """Every row of every file, whatever its date (what ingest validates)."""
-        frames = [read_bar_file(p) for p in self.files()]
+        frames = [read_bar_file(p, self.directory) for p in self.files()]
         return pl.concat(frames) if frames else empty_bars()
 
     def fetch(self, start: dt.date, end: dt.date) -> pl.DataFrame:
@@ -68,9 +68,13 @@ class FilesSource:
         return dates.min(), dates.max()  # type: ignore[return-value]
 
 
-def read_bar_file(path: Path) -> pl.DataFrame:
-    """One file as canonical bars, or a ``SchemaError`` saying exactly what is wrong with it."""
+def read_bar_file(path: Path, root: Path | None = None) -> pl.DataFrame:
+    """One file as canonical bars, or a ``SchemaError`` saying exactly what is wrong with it (naming the file's
+    full path, which is where quarantine copies it from). The rows' ``source_file`` is the path relative to
+    ``root`` (the inbox; default: the file's folder), so the same bars read from another place store the same
+    bytes."""
     name = str(path)
+    stored = path.relative_to(root).as_posix() if root is not None else path.name
     if path.stat().st_size == 0:
         raise SchemaError(name, "empty_file", "the file is empty (0 bytes)")
     raw, first_row = (_read_csv(path), 2) if path.suffix.lower() == ".csv" else (_read_parquet(path), 1)
@@ -86,7 +90,7 @@ def read_bar_file(path: Path) -> pl.DataFrame:
     if raw.height == 0:
         raise SchemaError(name, "no_rows", "the file has a header but no rows")
     frame = raw.select([c for c in BAR_COLUMNS if c in raw.columns]).with_columns(
-        source_file=pl.lit(name), source_row=pl.int_range(first_row, raw.height + first_row, dtype=pl.Int64)
+        source_file=pl.lit(stored), source_row=pl.int_range(first_row, raw.height + first_row, dtype=pl.Int64)
     )
     frame = frame.with_columns(date=_parse_dates(frame, name), symbol=_parse_symbols(frame, name))
     for column in NUMERIC:
