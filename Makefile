@@ -23,7 +23,7 @@ export DVC_NO_ANALYTICS := 1
 
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/tests dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install demo test test-browser ui bench backtest lint clean
+.PHONY: help install demo test test-browser ui bench backtest repro lint clean
 help:
 	@echo "make demo   - install, then build every asset on the bundled real data (offline)"
 	@echo "make test   - install, then run the whole test suite"
@@ -31,6 +31,7 @@ help:
 	@echo "make ui     - the Dagster UI (webserver + daemon) on http://127.0.0.1:3000"
 	@echo "make bench  - benchmarks (figures go to BENCHMARKS.md)"
 	@echo "make backtest - tuning, every backtest variant and the report on the built warehouse (after make demo)"
+	@echo "make repro  - dvc repro: rebuild every stage whose code, data or params changed (dvc from .tools/)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)/uv
@@ -64,6 +65,9 @@ test: install
 test-browser: install
 	@command -v chromium > /dev/null || { echo "chromium not found: apt-get install chromium"; exit 1; }
 	$(PY) -m pytest -m browser tests/browser $(PYTEST_ARGS)
+
+repro: install
+	$(DVC) repro
 
 backtest: install
 	$(PY) -m assets.run tune_backtest run_backtest report_backtest
