@@ -126,11 +126,10 @@ DEMO_BACKTEST_DAYS, DEMO_BACKTEST_SYMBOLS = 63, 30
 def demo_backtest_window(bars: pl.DataFrame) -> dict:
     """The demo's quick backtest: the last quarter of the full cross-section (on the bundled data, up to
     2010-08-20), its first 30 symbols by name, one tuning trial; ``make backtest`` runs the configured window."""
-    counts = bars.group_by("date").len().sort("date")
-    full = counts.filter(pl.col("len") >= 0.9 * counts["len"].max())["date"]
-    last = full.max()
+    last = last_full_day(bars)
     symbols = bars.filter(pl.col("date") == last)["symbol"].sort().head(DEMO_BACKTEST_SYMBOLS).to_list()
-    days = counts.filter(pl.col("date") <= last)["date"]
+    days = bars["date"].unique().sort()
+    days = days.filter(days <= last)
     return {
         "start": days[-DEMO_BACKTEST_DAYS].isoformat(),
         "end": last.isoformat(),
@@ -139,11 +138,16 @@ def demo_backtest_window(bars: pl.DataFrame) -> dict:
     }
 
 
+def last_full_day(bars: pl.DataFrame) -> dt.date:
+    """The last day with at least 90% of the largest cross-section (on the bundled data, 2010-08-20)."""
+    counts = bars.group_by("date").len()
+    return counts.filter(pl.col("len") >= 0.9 * counts["len"].max())["date"].max()
+
+
 def decision_day(bars: pl.DataFrame, days_after: int = 5) -> tuple[str, list[str]]:
-    """The demo's decision day (``days_after`` trading days before the last day with at least 90% of the
-    largest cross-section) and the partition keys after it, up to that last day."""
-    counts = bars.group_by("date").len().sort("date")
-    full = counts.filter(pl.col("len") >= 0.9 * counts["len"].max())["date"].max()
+    """The demo's decision day (``days_after`` trading days before ``last_full_day``) and the partition keys
+    after it, up to that day."""
+    full = last_full_day(bars)
     keys = [k for k in DAILY.get_partition_keys() if k <= full.isoformat()]
     return keys[-days_after - 1], keys[-days_after:]
 

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.execution.breaker import BreakerState
 from mem_pipeline.execution.runtime import open_ledger
+from mem_pipeline.ingest import lake
 
 BREAKER_STATES = tuple(state.value for state in BreakerState)
 
@@ -50,9 +51,9 @@ class MemCollector(Collector):
         fresh = GaugeMetricFamily(
             "mem_data_freshness_days", "Days from the last bar in the lake to today", labels=["source"]
         )
-        dates = sorted(p.name.removeprefix("date=") for p in self.paths.bars(self.source).glob("date=*"))
-        if dates:
-            fresh.add_metric([self.source], (dt.date.today() - dt.date.fromisoformat(dates[-1])).days)
+        last = lake.last_date(self.paths.bars(self.source))
+        if last is not None:
+            fresh.add_metric([self.source], (dt.date.today() - last).days)
         yield fresh
         yield from self._risk()
         if self.instance is not None:

@@ -93,6 +93,15 @@ def history_window(context: dg.AssetExecutionContext, config: HistoryWindowConfi
     return start, end
 
 
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """The tags that make one run cover the partition keys ``first .. last`` (a single-run backfill)."""
+    return {RANGE_START: first, RANGE_END: last}
+
+
 #: The history ops that take ``HistoryWindowConfig``.
 HISTORY_OPS = ("raw_bars", "mem_dbt_history")
 
@@ -105,4 +114,4 @@ def history_run(start: dt.date | str, end: dt.date | str, ops: tuple[str, ...] =
     run = {"run_config": {"ops": dict.fromkeys(ops, narrow)}}
     if first == last:
         return run | {"partition_key": first}
-    return run | {"tags": {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}}
+    return run | {"tags": range_tags(first, last)}

@@ -15,10 +15,8 @@ import dagster as dg
 
 from assets.definitions import defs
 from assets.instance import ensure_dagster_home
-from assets.partitions import HISTORY, HISTORY_OPS, history_run, year_key
+from assets.partitions import HISTORY, HISTORY_OPS, history_run, range_tags, year_key
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
@@ -47,7 +45,7 @@ def run_job(
         if first == last:
             partition_key = first
         else:
-            tags |= {RANGE_START: first, RANGE_END: last}
+            tags |= range_tags(first, last)
     started = time.perf_counter()
     result = job.execute_in_process(
         instance=instance,

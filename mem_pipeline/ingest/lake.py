@@ -51,8 +51,8 @@ def partition_files(root: Path, start: dt.date | None = None, end: dt.date | Non
 
 def last_date(root: Path) -> dt.date | None:
     """The newest day stored under ``root`` (from the partition folder names; nothing is read)."""
-    days = [p.name.removeprefix("date=") for p in root.glob("date=*") if (p / PART).exists()]
-    return dt.date.fromisoformat(max(days)) if days else None
+    files = partition_files(root)
+    return dt.date.fromisoformat(files[-1].parent.name.removeprefix("date=")) if files else None
 
 
 def read_bars(root: Path, start: dt.date | None = None, end: dt.date | None = None) -> pl.DataFrame:

@@ -11,13 +11,6 @@ import polars as pl
 
 from assets.partitions import history_run
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-
-
-def range_tags(start: str, end: str) -> dict[str, str]:
-    return {RANGE_START: start, RANGE_END: end}
-
 
 def ingest(start: dt.date, end: dt.date | None = None, **config: object) -> dict:
     """``dg.materialize`` arguments that run ``raw_bars`` over exactly the days ``start .. end``."""

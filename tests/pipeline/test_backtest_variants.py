@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 from scipy.stats import norm
 
+from assets.partitions import range_tags
 from assets.resources import MarketDataResource
 from mem_pipeline.backtest.run import BacktestConfig, BacktestParams, BacktestRun, run_backtest
 from mem_pipeline.backtest.variants import VARIANTS
@@ -139,7 +140,7 @@ def test_every_variant_and_the_report_materialize_through_dagster(market) -> Non
 
     data_dir = market[0]
     resources = make_resources(data_dir) | {"market": MarketDataResource(source="synthetic")}
-    tags = {"dagster/asset_partition_range_start": VARIANTS[0], "dagster/asset_partition_range_end": VARIANTS[-1]}
+    tags = range_tags(VARIANTS[0], VARIANTS[-1])
     result = dg.materialize([backtest], resources=resources, tags=tags)
     assert result.success
     paths = Paths(data_dir)

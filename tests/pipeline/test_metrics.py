@@ -10,6 +10,7 @@ import sqlite3
 import urllib.request
 
 import dagster as dg
+import polars as pl
 from prometheus_client.parser import text_string_to_metric_families
 
 from assets.metrics import serve
@@ -51,6 +52,7 @@ def test_the_metrics_endpoint_reports_the_ledger_decisions_data_and_runs(tmp_pat
     ledger.set_state(first, OrderState.SUBMITTED, "sent")
     ledger.close()
     (paths.bars("sample") / "date=2024-06-27").mkdir(parents=True)
+    pl.DataFrame({"symbol": ["AAA"]}).write_parquet(paths.bars("sample") / "date=2024-06-27" / "part.parquet")
     instance = dg.DagsterInstance.ephemeral()
     assert dg.materialize([tiny], instance=instance).success
     # two decision days' risk assessments: the newest counts (equity 87.5 against a peak of 100)

@@ -28,9 +28,9 @@ TUNING = "tuning"  # under data/backtest/
 
 
 class BacktestWindowConfig(dg.Config):
-    """Narrow one run (``make demo`` backtests the last quarter of two indices); empty: ``backtest.run`` and
-    ``backtest.tuning`` in params.yaml. Give the tuning and the backtest the same values: the backtest refuses a
-    tuning that saw its window or another universe."""
+    """Narrow one run (``make demo`` backtests 30 symbols over the cross-section's last quarter); empty:
+    ``backtest.run`` and ``backtest.tuning`` in params.yaml. Give the tuning and the backtest the same values: the
+    backtest refuses a tuning that saw its window or another universe."""
 
     start: str = ""
     end: str = ""

@@ -52,23 +52,14 @@ def _state(runs: list[dg.DagsterRun], job: str) -> tuple[str, int]:
     return "failed", len(mine)
 
 
-def _new_day(day: str, attempt: int) -> dg.RunRequest:
-    run = history_run(day, day)
+def _request(job: str, day: str, attempt: int) -> dg.RunRequest:
+    """``job``'s run for ``day``: new_day runs the day's year narrowed to the day, trading_day the day."""
+    partition = history_run(day, day) if job == new_day_job.name else {"partition_key": day}
     return dg.RunRequest(
-        job_name=new_day_job.name,
-        run_key=f"new_day:{day}" + (f":retry-{attempt}" if attempt else ""),
-        partition_key=run["partition_key"],
-        run_config=run["run_config"],
+        job_name=job,
+        run_key=f"{job}:{day}" + (f":retry-{attempt}" if attempt else ""),
         tags={DAY_TAG: day},
-    )
-
-
-def _trading_day(day: str, attempt: int) -> dg.RunRequest:
-    return dg.RunRequest(
-        job_name=trading_day_job.name,
-        run_key=f"trading_day:{day}" + (f":retry-{attempt}" if attempt else ""),
-        partition_key=day,
-        tags={DAY_TAG: day},
+        **partition,
     )
 
 
@@ -100,7 +91,7 @@ def new_market_day(
         if day is None:
             return dg.SkipReason(f"no closed market day after {last} in the {market.source!r} calendar")
     runs = context.instance.get_runs(filters=dg.RunsFilter(tags={DAY_TAG: day}))
-    for job, request in (("new_day", _new_day), ("trading_day", _trading_day)):
+    for job in (new_day_job.name, trading_day_job.name):
         state, n = _state(runs, job)
         if state == "success":
             continue
@@ -109,5 +100,5 @@ def new_market_day(
         if state == "failed" and n > MAX_RETRIES:
             context.log.error(f"{job} for {day} failed {n} times; the loop waits: fix the cause and re-run it")
             return dg.SensorResult(skip_reason=f"{job} for {day} failed {n} times", cursor=day)
-        return dg.SensorResult(run_requests=[request(day, n)], cursor=day)
+        return dg.SensorResult(run_requests=[_request(job, day, n)], cursor=day)
     return dg.SensorResult(skip_reason=f"{day} decided; waiting for new_decisions to execute it", cursor=day)
