@@ -6,8 +6,10 @@ import dataclasses
 import importlib.metadata
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
@@ -50,6 +52,14 @@ class DbtResource(DbtCliResource):
     @cached_property
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
+
+    def build(self, args: Sequence[str], context: dg.AssetExecutionContext) -> Iterator[Any]:
+        """``dbt <args>`` for the context's assets in this process, not a subprocess (assets/dbt_in_process.py)."""
+        from assets.dbt_in_process import dbt_events, unique_target_path
+
+        project = Path(self.project_dir)
+        profiles = Path(self.profiles_dir) if self.profiles_dir else project
+        return dbt_events(args, context, project, profiles, unique_target_path(project, context))
 
     @classmethod
     def for_project(cls, project_dir: object) -> DbtResource:

@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=50)
     parser.add_argument("--history-end", default="2018-11-30")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder and instance (printed)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mem-loop-"))
     env = _env(tmp, args.symbols)
@@ -112,7 +113,10 @@ def main() -> None:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     print(f"machine after the loop: {machine()}")
     _report(env, days, loop_wall, cpu)
-    shutil.rmtree(tmp, ignore_errors=True)
+    if args.keep:
+        print(f"kept: {tmp} (DAGSTER_HOME={tmp / 'dagster_home'}, MEM_DATA_DIR={tmp / 'data'})")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _executed_days(env: dict[str, str]) -> list[str]:

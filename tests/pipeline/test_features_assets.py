@@ -18,7 +18,7 @@ from assets.defs.ingest.assets import raw_bars
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.features.dbt_cli import read_table
 from tests.pipeline.conftest import make_resources
-from tests.pipeline.helpers import assert_same_values, build_features, features, ingest
+from tests.pipeline.helpers import assert_same_values, build_features, check_results, features, ingest
 
 SPRING = (dt.date(2010, 3, 1), dt.date(2010, 6, 30))
 INCREMENTAL = ("int_bars__returns", "fct_features_daily")
@@ -153,3 +153,57 @@ def test_a_run_leaves_no_window_behind_for_later_dbt_commands(warehouse) -> None
     _, resources, _ = warehouse
     assert dg.materialize([mem_dbt_history], resources=resources, **features(dt.date(2010, 6, 30))).success
     assert not any(os.environ.get(name) for name in WINDOW_ENV)
+
+
+def test_a_failing_dbt_test_fails_its_check_and_the_step_and_stops_the_models_over_it(tmp_path) -> None:
+    """A lake file written around the ingest gate (one bar's high below its close): dbt's test on the staging
+    view fails, so do its asset check and the step (with dbt's message), and the daily models over it are not
+    built (dbt's build skips them)."""
+    data_dir = tmp_path / "data"
+    resources = make_resources(data_dir)
+    day = dt.date(2010, 3, 1)
+    assert dg.materialize([raw_bars], resources=resources, **ingest(day)).success
+    [part] = (Paths(data=data_dir).bars("sample") / f"date={day}").glob("*.parquet")
+    bars = pl.read_parquet(part)
+    bars.with_columns(
+        high=pl.when(pl.int_range(pl.len()) == 0).then(pl.col("close") * 0.5).otherwise("high")
+    ).write_parquet(part)
+
+    result = dg.materialize([mem_dbt_history], resources=resources, raise_on_error=False, **features(day))
+    assert not result.success
+    checks = check_results(result)
+    assert checks["assert_stg_bars_ohlc_consistent"].passed is False
+    assert all(e.passed for name, e in checks.items() if name != "assert_stg_bars_ohlc_consistent")
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "assert_stg_bars_ohlc_consistent" in failure.step_failure_data.error.message
+    built = {m.asset_key.path[-1] for m in result.get_asset_materialization_events() if m.asset_key}
+    assert built == {"stg_market__bars"}
+
+
+def test_a_dbt_error_fails_the_step_with_dbts_message(tmp_path) -> None:
+    """The labels built over a warehouse that has no history yet: dbt's model errors (its relation is missing)
+    and the step fails naming it, instead of succeeding with nothing materialized."""
+    from assets.defs.features.dbt import mem_dbt_tables
+
+    result = dg.materialize([mem_dbt_tables], resources=make_resources(tmp_path / "data"), raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert "fct_labels_daily" in failure.step_failure_data.error.message
+    assert not result.get_asset_materialization_events()
+
+
+@pytest.mark.parametrize("unit_tests", [True, False])
+def test_unit_tests_run_unless_the_run_skips_them(warehouse, unit_tests: bool) -> None:
+    import json
+
+    from assets.defs.features.dbt import DBT_PROJECT
+
+    _, resources, _ = warehouse
+    day = SPRING[1]
+    config = features(day)
+    config["run_config"]["ops"]["mem_dbt_history"]["config"]["unit_tests"] = unit_tests
+    result = dg.materialize([mem_dbt_history], resources=resources, **config)
+    [target] = (DBT_PROJECT.project_dir / "target").glob(f"mem_dbt_history-{result.run_id[:7]}-*")
+    ran = [r["unique_id"] for r in json.loads((target / "run_results.json").read_text())["results"]]
+    assert any(r.startswith("test.") for r in ran)
+    assert any(r.startswith("unit_test.") for r in ran) is unit_tests

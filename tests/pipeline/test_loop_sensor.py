@@ -58,8 +58,10 @@ def test_one_day_at_a_time_new_day_then_trading_day_then_the_next_day(tmp_path) 
         f"new_day:{d1}",
         {DAY_TAG: d1},
     )
-    narrowed = {"config": {"start": d1, "end": d1}}
-    assert ingest.run_config == {"ops": {"raw_bars": narrowed, "mem_dbt_history": narrowed}}
+    narrowed = {"start": d1, "end": d1}
+    assert ingest.run_config == {
+        "ops": {"raw_bars": {"config": narrowed}, "mem_dbt_history": {"config": narrowed | {"unit_tests": False}}}
+    }
     assert tick.cursor == d1
     _run(instance, ingest)
     _store_day(data, d1)  # what the run published

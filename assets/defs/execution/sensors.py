@@ -97,7 +97,7 @@ def _retries(
 
 @dg.sensor(
     job=execute_orders_job,
-    minimum_interval_seconds=5,  # reads one small file; the daily loop waits on it
+    minimum_interval_seconds=1,  # reads one small file: checked at every sensor evaluation (~5 s)
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Executes each new trade-decision version exactly once (run_key = version); retries failed runs.",
 )

@@ -7,11 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject, dbt_assets
+from pydantic import Field
 
 from assets.partitions import HISTORY, HistoryWindowConfig, history_window
 from assets.pools import WAREHOUSE_POOL
-from assets.resources import LakeResource, MarketDataResource
+from assets.resources import DbtResource, LakeResource, MarketDataResource
 from mem_pipeline.core.paths import DBT_PROJECT_DIR, Paths
 
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -31,7 +32,7 @@ class MemDbtTranslator(DagsterDbtTranslator):
 
 
 def dbt_env(paths: Paths) -> None:
-    """dbt's profile and sources read ``MEM_DATA_DIR``; make sure the dbt subprocess sees ours."""
+    """dbt's profile and sources read ``MEM_DATA_DIR``; make sure dbt sees ours."""
     os.environ["MEM_DATA_DIR"] = str(paths.data)
     paths.warehouse.mkdir(parents=True, exist_ok=True)
 
@@ -48,6 +49,11 @@ class DbtBuildConfig(HistoryWindowConfig):
     incremental models from the whole lake instead."""
 
     full_refresh: bool = False
+    unit_tests: bool = Field(
+        default=True,
+        description="Run the dbt unit tests (they test the models' SQL on fixed rows, not the data); the daily "
+        "loop skips them, as dbt advises for production runs. Data tests always run.",
+    )
 
 
 # What both dbt asset definitions share: the project, the one translator, the warehouse's writer pool.
@@ -64,8 +70,8 @@ WINDOW_ENV = ("MEM_DBT_MIN_DATE", "MEM_DBT_MAX_DATE")
 
 @contextmanager
 def rebuilding(start: str = "", end: str = "") -> Iterator[None]:
-    """The days the dbt subprocess started inside rebuilds (see macros/incremental_window.sql; empty: the whole
-    lake), restored afterwards: the run's process may run other dbt commands later."""
+    """The days dbt invoked inside rebuilds (see macros/incremental_window.sql; empty: the whole lake), restored
+    afterwards: the run's process may run other dbt commands later."""
     saved = {name: os.environ.get(name) for name in WINDOW_ENV}
     os.environ.update(dict(zip(WINDOW_ENV, (start, end), strict=True)))
     try:
@@ -78,16 +84,14 @@ def rebuilding(start: str = "", end: str = "") -> Iterator[None]:
                 os.environ[name] = value
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource):
+def _build(context: dg.AssetExecutionContext, dbt: DbtResource, lake: LakeResource, market: MarketDataResource):
     dbt_env(lake.paths())
     with rebuilding():
-        yield from dbt.cli(["build", "--vars", json.dumps({"source": market.source})], context=context).stream()
+        yield from dbt.build(["build", "--vars", json.dumps({"source": market.source})], context)
 
 
 @dbt_assets(**COMMON, select=TABLES)
-def mem_dbt_tables(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, market: MarketDataResource
-):
+def mem_dbt_tables(context: dg.AssetExecutionContext, dbt: DbtResource, lake: LakeResource, market: MarketDataResource):
     """Full-rebuild tables over the incremental ones: the labels (they read the future, so no partition of
     them is ever final). Built before every model refit (the `models` job)."""
     yield from _build(context, dbt, lake, market)
@@ -96,7 +100,7 @@ def mem_dbt_tables(
 @dbt_assets(**COMMON, select=HISTORY_MODELS, partitions_def=HISTORY, backfill_policy=dg.BackfillPolicy.single_run())
 def mem_dbt_history(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    dbt: DbtResource,
     lake: LakeResource,
     market: MarketDataResource,
     config: DbtBuildConfig,
@@ -109,6 +113,8 @@ def mem_dbt_history(
     args = ["build", "--vars", json.dumps({"source": market.source})]
     if config.full_refresh:
         args.append("--full-refresh")  # the whole history, whatever the window
+    if not config.unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
     days = ("", "") if config.full_refresh else (start.isoformat(), end.isoformat())
     with rebuilding(*days):
-        yield from dbt.cli(args, context=context).stream()
+        yield from dbt.build(args, context)

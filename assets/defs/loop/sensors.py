@@ -31,7 +31,7 @@ trading_day_job = dg.define_asset_job(
 
 DAY_TAG = "mem/trading_day"
 MAX_RETRIES = 2
-POLL_SECONDS = 5  # the daemon evaluates sensors at most every 5 s
+POLL_SECONDS = 1  # the daemon evaluates sensors every 5 s at most; 1 s: at every evaluation
 
 
 def next_day(after: dt.date) -> str | None:
@@ -54,7 +54,10 @@ def _state(runs: list[dg.DagsterRun], job: str) -> tuple[str, int]:
 
 def _request(job: str, day: str, attempt: int) -> dg.RunRequest:
     """``job``'s run for ``day``: new_day runs the day's year narrowed to the day, trading_day the day."""
-    partition = history_run(day, day) if job == new_day_job.name else {"partition_key": day}
+    partition = {"partition_key": day}
+    if job == new_day_job.name:
+        partition = history_run(day, day)
+        partition["run_config"]["ops"]["mem_dbt_history"] = {"config": {"start": day, "end": day, "unit_tests": False}}
     return dg.RunRequest(
         job_name=job,
         run_key=f"{job}:{day}" + (f":retry-{attempt}" if attempt else ""),
