@@ -23,7 +23,7 @@ export DVC_NO_ANALYTICS := 1
 
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/tests dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: help install demo test test-browser ui bench backtest repro lint clean
+.PHONY: help install demo test test-browser ui bench backtest repro lint clean dvc-plugin
 help:
 	@echo "make demo   - install, then build every asset on the bundled real data (offline)"
 	@echo "make test   - install, then run the whole test suite"
@@ -43,6 +43,10 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 
 $(DVC): | $(UV)
 	$(UV) tool install --quiet --compile-bytecode dvc==$(DVC_VERSION)
+
+# A cloud remote for DVC: `make dvc-plugin PLUGIN=s3` (or gs, azure) adds dvc's plugin to its tool environment.
+dvc-plugin: | $(UV)
+	$(UV) tool install --quiet --force --compile-bytecode "dvc[$(PLUGIN)]==$(DVC_VERSION)"
 
 $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)

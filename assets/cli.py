@@ -260,6 +260,19 @@ def lineage(client_id: str) -> None:
          "on disk": ["yes" if p.exists() else "MISSING" for p in found.files.values()]}
     )  # fmt: skip
     console.print(_table(files, "files"))
+    checks = pl.DataFrame(
+        {"link": [c.link for c in found.checks], "recorded": [c.recorded for c in found.checks],
+         "on disk now": [c.actual for c in found.checks], "": ["ok" if c.ok else "MISMATCH" for c in found.checks],
+         "path": [str(c.path) for c in found.checks]}
+    )  # fmt: skip
+    console.print(_table(checks, "hashes: recorded by the decision, recomputed from disk"))
+    if found.dvc_stages:
+        stages = pl.DataFrame(
+            {"stage: output": list(found.dvc_stages), "md5 in dvc.lock": list(found.dvc_stages.values())}
+        )
+        console.print(_table(stages, "DVC stages"))
+    if not all(c.ok for c in found.checks):
+        _fail("a link of the chain no longer matches what the decision recorded (see MISMATCH above)")
 
 
 @app.command()

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
-from mem_pipeline.core.files import atomic_write_bytes, atomic_write_parquet
+from mem_pipeline.core.files import atomic_write_bytes, atomic_write_parquet, file_sha256
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.decisions.portfolio import portfolio_state
 from mem_pipeline.decisions.types import DecisionError
@@ -202,8 +202,23 @@ def gather_inputs(
     )
 
 
-def load_decision_inputs(paths: Paths, day: dt.date, risk_config: RiskConfig) -> DecisionInputs:
-    """Gather the inputs of the decision for ``day`` (raises ``MemError`` if a model has no fit up to ``day``)."""
+def raw_file(paths: Paths, source: str, day: dt.date) -> Path:
+    """The lake file that holds ``source``'s bars of ``day``."""
+    return paths.bars(source) / f"date={day.isoformat()}" / "part.parquet"
+
+
+def raw_file_digest(paths: Paths, source: str, day: dt.date) -> str:
+    """``sha256:<hex>`` of the day's raw lake file (``missing`` when the lake has no such file)."""
+    path = raw_file(paths, source, day)
+    return f"sha256:{file_sha256(path)}" if path.exists() else "missing"
+
+
+def load_decision_inputs(
+    paths: Paths, day: dt.date, risk_config: RiskConfig, source: str | None = None
+) -> DecisionInputs:
+    """Gather the inputs of the decision for ``day`` (raises ``MemError`` if a model has no fit up to ``day``).
+    With ``source``, the sha256 of the day's raw lake file joins the data versions (``raw_bars``), so an order
+    traces back to the bytes its features were computed from (``mem lineage``)."""
     located = {name: artifact_as_of(paths.models, name, day)[0] for name in MODELS}
     models = DayModels(
         FittedSignal.load(located["signal"]),
@@ -213,6 +228,10 @@ def load_decision_inputs(paths: Paths, day: dt.date, risk_config: RiskConfig) ->
     )
     columns = relation_columns(paths, "fct_features_daily")
     day_rows = read_relation(paths, "fct_features_daily", columns, day, since=day)
+    if day_rows.height == 0:  # deciding on nothing would close every position
+        raise DecisionError(
+            f"no features for {day} in fct_features_daily: ingest the day and build its features first (new_day)"
+        )
     history = read_relation(paths, "int_bars__returns", ["symbol", "trade_date", "ret_1d"], day)
     market = read_relation(paths, "int_market__daily", ["trade_date", "mkt_ret_1d"], day)
     regime_probabilities = models.regime.filtered_probabilities(market.rename({"mkt_ret_1d": "mkt_ret"}).drop_nulls())
@@ -231,5 +250,6 @@ def load_decision_inputs(paths: Paths, day: dt.date, risk_config: RiskConfig) ->
             "fct_features_daily": frame_digest(day_rows),
             "int_bars__returns": frame_digest(history),
             "int_market__daily": frame_digest(market),
+            **({"raw_bars": raw_file_digest(paths, source, day)} if source else {}),
         },
     )

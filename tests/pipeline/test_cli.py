@@ -142,8 +142,12 @@ def test_lineage_follows_an_order_to_its_decision_what_it_read_and_the_files(dat
     assert found.files["decision_orders"].exists()
     assert found.files["raw_bars_of_the_day"] == paths.bars("sample") / f"date={DECISION_DATE}" / "part.parquet"
     assert set(found.missing()) >= {"raw_bars_of_the_day", "risk_inputs"}  # never written in this test
+    # the sample decision's models and features were never stored: those links are broken, the decision is not
+    broken = [c.link for c in found.checks if not c.ok]
+    assert broken == [*(f"model {m}" for m in sorted(decision.manifest["model_hashes"])), "features of the day"]
     shown = runner.invoke(app, ["lineage", child])
-    assert shown.exit_code == 0, shown.output
+    assert shown.exit_code == 1, shown.output
     assert decision.version in shown.output and "MISSING" in shown.output and "model hashes" in shown.output
+    assert "MISMATCH" in shown.output and "no longer matches" in shown.output
     unknown = runner.invoke(app, ["lineage", "nope"])
     assert unknown.exit_code == 1 and "no child order 'nope'" in unknown.output

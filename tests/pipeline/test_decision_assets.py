@@ -72,6 +72,18 @@ def test_no_decision_with_a_model_fitted_on_later_data(fitted) -> None:
     assert "fitted on data up to 2010-06-30" in str(failure.event_specific_data.error.cause.message)
 
 
+def test_no_decision_on_a_day_without_features(fitted) -> None:
+    """A day the warehouse has no features for (its ingest or dbt build did not land): deciding on nothing
+    would close every position, so the limits refuse it, naming what to run."""
+    data_dir, resources = fitted
+    day = BUNDLED_YEAR[1] + dt.timedelta(days=3)  # the Monday after the bundled year: never ingested here
+    result = dg.materialize([risk_limits], resources=resources, partition_key=day.isoformat(), raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert f"no features for {day}" in str(failure.event_specific_data.error.cause.message)
+    assert not (data_dir / "risk" / day.isoformat()).exists()
+
+
 def test_trade_decisions_sizes_against_the_stored_assessment(fitted) -> None:
     data_dir, resources = fitted
     assert _decide(resources).success

@@ -22,13 +22,14 @@ import dagster as dg
 from pathlib import Path
 HERE = Path(__file__).parent
 VERSION = {version}
+SETTING = (HERE / "setting.txt").read_text().strip() if (HERE / "setting.txt").exists() else "none"
 with (HERE / "imports.txt").open("a") as f:
     f.write(f"{{os.getpid()}}\\n")
 
 @dg.op(config_schema={{"sleep": dg.Field(float, default_value=0.0)}})
 def record(context):
     with (HERE / "runs.txt").open("a") as f:
-        f.write(f"{{os.getpid()}} {{VERSION}}\\n")
+        f.write(f"{{os.getpid()}} {{VERSION}} {{SETTING}}\\n")
     time.sleep(context.op_config["sleep"])
 
 @dg.job(executor_def=dg.in_process_executor)
@@ -56,6 +57,9 @@ for step in plan:
         path = f"{here}/warm_defs.py"
         text = open(path).read().replace("VERSION = 1", "VERSION = 2")
         open(path, "w").write(text)
+        continue
+    if "setting" in step:
+        open(f"{here}/setting.txt", "w").write(step["setting"])
         continue
     run = execute_launch_command(instance=instance, workspace_opts=opts, job_name="probe",
                                  config_json=json.dumps({"ops": {"record": {"config": {"sleep": step["sleep"]}}}}))
@@ -85,6 +89,7 @@ def _drive(tmp: Path, plan: list[dict]) -> list[str]:
         run_launcher:
           module: assets.launcher
           class: WarmRunLauncher
+          config: {watch: [setting.txt]}
         """),
         encoding="utf-8",
     )
@@ -100,7 +105,11 @@ def _instance(tmp: Path) -> dg.DagsterInstance:
 
 
 def _runs(tmp: Path) -> list[tuple[int, int]]:
-    return [tuple(map(int, line.split())) for line in (tmp / "runs.txt").read_text().splitlines()]
+    return [tuple(map(int, line.split()[:2])) for line in (tmp / "runs.txt").read_text().splitlines()]
+
+
+def _settings(tmp: Path) -> list[str]:
+    return [line.split()[2] for line in (tmp / "runs.txt").read_text().splitlines()]
 
 
 def test_runs_are_forked_from_one_warm_process_that_imported_the_code_once(tmp_path: Path) -> None:
@@ -129,6 +138,14 @@ def test_a_changed_source_file_restarts_the_warm_process(tmp_path: Path) -> None
     assert [version for _, version in _runs(tmp_path)] == [1, 1, 2, 2]
     last = _instance(tmp_path).get_run_by_id([line for line in lines if len(line) == 36][-1])
     assert "mem/run_worker" in last.tags  # forked from the restarted warm process
+
+
+def test_a_changed_watched_file_restarts_the_warm_process(tmp_path: Path) -> None:
+    """A file the code reads at import (as MEM reads params.yaml) is watched: after it changed, runs see it."""
+    plan = [{"setting": "a"}, {"sleep": 0.0}, {"warm": True}, {"sleep": 0.0}, {"setting": "b"}, {"sleep": 0.0},
+            {"warm": True}, {"sleep": 0.0}]  # fmt: skip
+    _drive(tmp_path, plan)
+    assert _settings(tmp_path) == ["a", "a", "b", "b"]
 
 
 def test_terminate_cancels_the_forked_run(tmp_path: Path) -> None:

@@ -72,6 +72,8 @@ def trade_decisions(context: dg.AssetExecutionContext, lake: LakeResource):
             "orders": decision.orders.height,
             "report": dg.MetadataValue.json(report),
             "model_hashes": dg.MetadataValue.json(inputs.model_hashes),
+            # what the decision read, down to the day's raw lake file (`mem lineage` checks each hash)
+            "data_versions": dg.MetadataValue.json(inputs.data_versions),
             "orders_preview": dg.MetadataValue.md(markdown_table(decision.orders.drop("decision_version"), 15)),
             "binding_limits": dg.MetadataValue.md(
                 markdown_table(decision.targets.group_by("binding_limit").len().sort("len", descending=True))

@@ -5,7 +5,7 @@ import dagster as dg
 from assets.metadata import check, markdown_table
 from assets.partitions import DAILY, window
 from assets.pools import WAREHOUSE_POOL
-from assets.resources import LakeResource
+from assets.resources import LakeResource, MarketDataResource
 from mem_pipeline.core.params import section
 from mem_pipeline.decisions.decide import assess_day
 from mem_pipeline.decisions.inputs import load_decision_inputs
@@ -38,11 +38,11 @@ def limits_usable(limits: RiskLimits) -> tuple[bool, float]:
     description="The day's inputs (point in time) and its limits: caps scaled to equity, CVaR budget and risk "
     "model, regime multiplier, drawdown kill switch.",
 )
-def risk_limits(context: dg.AssetExecutionContext, lake: LakeResource):
+def risk_limits(context: dg.AssetExecutionContext, lake: LakeResource, market: MarketDataResource):
     paths = lake.paths()
     day, _ = window(context)
     config = RiskConfig.from_params(section("risk"))
-    inputs = load_decision_inputs(paths, day, config)
+    inputs = load_decision_inputs(paths, day, config, source=market.source)
     assessment = assess_day(inputs, config)
     folder = paths.risk_day(day)
     inputs_digest = inputs.save(folder / INPUTS_DIR)
@@ -58,6 +58,7 @@ def risk_limits(context: dg.AssetExecutionContext, lake: LakeResource):
             "symbols": assessment.symbols.height,
             "skipped_warm_up": len(inputs.skipped),
             "model_hashes": dg.MetadataValue.json(inputs.model_hashes),
+            "data_versions": dg.MetadataValue.json(inputs.data_versions),
             "riskiest": dg.MetadataValue.md(
                 markdown_table(assessment.symbols.sort("cvar_long_per_unit", descending=True, nulls_last=True), 10)
             ),
