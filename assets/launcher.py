@@ -27,6 +27,7 @@ In ``dagster.yaml``::
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver
@@ -145,6 +146,8 @@ class WarmRunLauncher(DefaultRunLauncher):
             probe.join()
             with self._lock:
                 self._sources, self._pointer = sources, pointer
+        except Exception:  # noqa: BLE001 - runs keep starting the default way; the next launch tries again
+            logging.getLogger("mem.launcher").exception("the warm run process did not start")
         finally:
             self._warming.clear()
 

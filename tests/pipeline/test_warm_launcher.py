@@ -74,7 +74,7 @@ for step in plan:
 """
 
 
-def _drive(tmp: Path, plan: list[dict]) -> list[str]:
+def _drive(tmp: Path, plan: list[dict], preload: str = "[]") -> list[str]:
     import json
 
     (tmp / "warm_defs.py").write_text(MODULE.format(version=1), encoding="utf-8")
@@ -89,8 +89,8 @@ def _drive(tmp: Path, plan: list[dict]) -> list[str]:
         run_launcher:
           module: assets.launcher
           class: WarmRunLauncher
-          config: {watch: [setting.txt]}
-        """),
+          config: {watch: [setting.txt], preload: PRELOAD}
+        """).replace("PRELOAD", preload),
         encoding="utf-8",
     )
     env = {**os.environ, "DAGSTER_HOME": str(home)}
@@ -146,6 +146,15 @@ def test_a_changed_watched_file_restarts_the_warm_process(tmp_path: Path) -> Non
             {"warm": True}, {"sleep": 0.0}]  # fmt: skip
     _drive(tmp_path, plan)
     assert _settings(tmp_path) == ["a", "a", "b", "b"]
+
+
+def test_a_warm_process_that_cannot_start_leaves_runs_to_the_default_launcher(tmp_path: Path) -> None:
+    (tmp_path / "broken_preload.py").write_text("raise RuntimeError('no warm process today')\n", encoding="utf-8")
+    lines = _drive(tmp_path, [{"sleep": 0.0}, {"sleep": 0.0}], preload="[broken_preload]")
+    instance = _instance(tmp_path)
+    runs = [instance.get_run_by_id(line) for line in lines if len(line) == 36]
+    assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
+    assert not any("mem/run_worker" in r.tags for r in runs)
 
 
 def test_terminate_cancels_the_forked_run(tmp_path: Path) -> None:
