@@ -12,7 +12,6 @@ ones ``DbtCliResource.cli(...).stream()`` yields. The warehouse connection dbt o
 
 from __future__ import annotations
 
-import os
 import queue
 import shutil
 import threading
@@ -52,12 +51,8 @@ def dbt_events(
         *cleaned,
         *params.selection_args,
         *(["--indirect-selection", params.indirect_selection] if params.indirect_selection else []),
-        "--project-dir", str(project_dir),
-        "--profiles-dir", str(profiles_dir),
-        "--target-path", str(target_path),
-        "--log-path", str(target_path),
-        "--no-send-anonymous-usage-stats",
-    ]  # fmt: skip
+        *project_args(project_dir, profiles_dir, target_path),
+    ]
     events: queue.Queue = queue.Queue()
     outcome: dict[str, Any] = {}
 
@@ -102,10 +97,7 @@ def seed_partial_parse(project_target: Path, target_path: Path) -> None:
         shutil.copy(source, target_path / PARTIAL_PARSE)
 
 
-def unique_target_path(project_dir: Path, context: dg.AssetExecutionContext) -> Path:
-    """A target folder per invocation (artifacts of concurrent runs never mix), under the project's target."""
-    return (
-        project_dir
-        / "target"
-        / f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{os.urandom(4).hex()}"
-    )
+def project_args(project_dir: Path, profiles_dir: Path, target_path: Path) -> list[str]:
+    """Where dbt finds the project and the profile and writes its artifacts and logs (no usage statistics)."""
+    return ["--project-dir", str(project_dir), "--profiles-dir", str(profiles_dir), "--target-path", str(target_path),
+            "--log-path", str(target_path), "--no-send-anonymous-usage-stats"]  # fmt: skip

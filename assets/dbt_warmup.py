@@ -22,16 +22,15 @@ from pathlib import Path
 def _parse() -> None:
     from dbt.cli.main import dbtRunner
 
-    from assets.dbt_in_process import seed_partial_parse
+    from assets.dbt_in_process import project_args, seed_partial_parse
     from mem_pipeline.core.paths import DBT_PROJECT_DIR, Paths
     from mem_pipeline.ingest.sources.registry import configured_source_name
 
     os.environ.setdefault("MEM_DATA_DIR", str(Paths.from_env().data))
     with tempfile.TemporaryDirectory(prefix="mem-dbt-warmup-") as target:
         seed_partial_parse(DBT_PROJECT_DIR / "target", Path(target))
-        args = ["parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                "--target-path", target, "--log-path", target, "--no-send-anonymous-usage-stats", "--no-static-parser",
-                "--vars", json.dumps({"source": configured_source_name()})]  # fmt: skip
+        args = ["parse", "--quiet", "--no-static-parser", "--vars", json.dumps({"source": configured_source_name()}),
+                *project_args(DBT_PROJECT_DIR, DBT_PROJECT_DIR, Path(target))]  # fmt: skip
         result = dbtRunner().invoke(args)
         if not result.success:
             raise RuntimeError(f"dbt parse failed: {result.exception}")

@@ -83,7 +83,6 @@ class WarmRunLauncher(DefaultRunLauncher):
         self._warming = threading.Event()
         self._pointer: ModuleCodePointer | None = None  # the code location the warm process holds
         self._sources: dict[str, int] = {}
-        self._workers: dict[str, multiprocessing.process.BaseProcess] = {}
 
     @classmethod
     def config_type(cls) -> UserConfigSchema:
@@ -100,14 +99,12 @@ class WarmRunLauncher(DefaultRunLauncher):
         run = context.dagster_run
         origin = run.job_code_origin
         pointer = origin.repository_origin.code_pointer if origin else None
-        ctx = self._ready(pointer) if isinstance(pointer, ModuleCodePointer) and pointer.working_directory else None
+        module_location = isinstance(pointer, ModuleCodePointer) and pointer.working_directory
+        ctx = self._warm_context(pointer) if module_location else None
         if ctx is None:  # not warm yet (warming in the background), stale, or another code location
             return super().launch_run(context)
-        with self._lock:
-            worker = ctx.Process(target=_execute, args=(run.run_id, self._instance.get_ref()), name=run.run_id)
-            worker.start()
-            self._workers = {k: p for k, p in self._workers.items() if p.is_alive()}
-            self._workers[run.run_id] = worker
+        worker = ctx.Process(target=_execute, args=(run.run_id, self._instance.get_ref()), name=run.run_id)
+        worker.start()  # multiprocessing keeps the child and reaps it when it ends
         self._instance.add_run_tags(run.run_id, {WORKER_TAG: f"{socket.gethostname()}:{worker.pid}"})
         self._run_ids.add(run.run_id)
 
@@ -115,7 +112,7 @@ class WarmRunLauncher(DefaultRunLauncher):
         """Whether a warm process is up (the next run of its code location forks from it)."""
         return self._pointer is not None and not self._warming.is_set()
 
-    def _ready(self, pointer: ModuleCodePointer) -> multiprocessing.context.ForkServerContext | None:
+    def _warm_context(self, pointer: ModuleCodePointer) -> multiprocessing.context.ForkServerContext | None:
         """The warm process when it holds ``pointer``'s current code; else None, and (re)warming begins in the
         background so that a run never waits for it longer than Dagster's default launcher would take."""
         with self._lock:

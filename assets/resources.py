@@ -55,11 +55,12 @@ class DbtResource(DbtCliResource):
 
     def build(self, args: Sequence[str], context: dg.AssetExecutionContext) -> Iterator[Any]:
         """``dbt <args>`` for the context's assets in this process, not a subprocess (assets/dbt_in_process.py)."""
-        from assets.dbt_in_process import dbt_events, unique_target_path
+        from assets.dbt_in_process import dbt_events
 
         project = Path(self.project_dir)
         profiles = Path(self.profiles_dir) if self.profiles_dir else project
-        return dbt_events(args, context, project, profiles, unique_target_path(project, context))
+        target = self._get_unique_target_path(context=context)  # dagster-dbt's folder per invocation
+        return dbt_events(args, context, project, profiles, target if target.is_absolute() else project / target)
 
     @classmethod
     def for_project(cls, project_dir: object) -> DbtResource:

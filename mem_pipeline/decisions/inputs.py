@@ -25,6 +25,7 @@ from mem_pipeline.decisions.portfolio import portfolio_state
 from mem_pipeline.decisions.types import DecisionError
 from mem_pipeline.decisions.version import frame_digest
 from mem_pipeline.features.warehouse import read_relation, relation_columns
+from mem_pipeline.ingest import lake
 from mem_pipeline.models.artifacts import artifact_as_of
 from mem_pipeline.models.regime import FittedRegime
 from mem_pipeline.models.signal import FittedSignal
@@ -204,7 +205,12 @@ def gather_inputs(
 
 def raw_file(paths: Paths, source: str, day: dt.date) -> Path:
     """The lake file that holds ``source``'s bars of ``day``."""
-    return paths.bars(source) / f"date={day.isoformat()}" / "part.parquet"
+    return lake.partition_dir(paths.bars(source), day) / lake.PART
+
+
+def day_features(paths: Paths, day: dt.date) -> pl.DataFrame:
+    """The features rows of ``day`` as the warehouse holds them (every column of the mart)."""
+    return read_relation(paths, "fct_features_daily", relation_columns(paths, "fct_features_daily"), day, since=day)
 
 
 def raw_file_digest(paths: Paths, source: str, day: dt.date) -> str:
@@ -226,8 +232,7 @@ def load_decision_inputs(
         FittedVol.load(located["volatility"]),
         {name: Path(path).name for name, path in located.items()},
     )
-    columns = relation_columns(paths, "fct_features_daily")
-    day_rows = read_relation(paths, "fct_features_daily", columns, day, since=day)
+    day_rows = day_features(paths, day)
     if day_rows.height == 0:  # deciding on nothing would close every position
         raise DecisionError(
             f"no features for {day} in fct_features_daily: ingest the day and build its features first (new_day)"

@@ -15,12 +15,11 @@ import polars as pl
 import yaml
 
 from mem_pipeline.core.paths import PROJECT_ROOT, Paths
-from mem_pipeline.decisions.inputs import raw_file, raw_file_digest
+from mem_pipeline.decisions.inputs import day_features, raw_file, raw_file_digest
 from mem_pipeline.decisions.store import DecisionStore
 from mem_pipeline.decisions.types import DecisionError
 from mem_pipeline.decisions.version import frame_digest, version_of
 from mem_pipeline.execution.ledger import Ledger
-from mem_pipeline.features.warehouse import read_relation, relation_columns
 from mem_pipeline.models.artifacts import content_hash
 
 
@@ -130,8 +129,7 @@ def _or_missing(path: Path, digest) -> str:
 
 def _features_digest(paths: Paths, day: dt.date) -> str:
     try:
-        columns = relation_columns(paths, "fct_features_daily")
-        return frame_digest(read_relation(paths, "fct_features_daily", columns, day, since=day))
+        return frame_digest(day_features(paths, day))
     except Exception as error:  # noqa: BLE001 - a missing warehouse is a broken link, shown as such
         return f"unreadable: {error}"
 

@@ -57,7 +57,8 @@ def _request(job: str, day: str, attempt: int) -> dg.RunRequest:
     partition = {"partition_key": day}
     if job == new_day_job.name:
         partition = history_run(day, day)
-        partition["run_config"]["ops"]["mem_dbt_history"] = {"config": {"start": day, "end": day, "unit_tests": False}}
+        ops = partition["run_config"]["ops"]  # one narrowing shared by both ops: extend a copy for dbt's
+        ops["mem_dbt_history"] = {"config": {**ops["mem_dbt_history"]["config"], "unit_tests": False}}
     return dg.RunRequest(
         job_name=job,
         run_key=f"{job}:{day}" + (f":retry-{attempt}" if attempt else ""),
