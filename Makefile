@@ -21,7 +21,7 @@ export GX_ANALYTICS_ENABLED := False
 export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 
-DBT_SOURCES := $(shell find dbt_project/models dbt_project/tests dbt_project/macros -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
+DBT_SOURCES := $(shell find dbt_project/models dbt_project/tests dbt_project/macros dbt_project/analyses -type f 2>/dev/null) dbt_project/dbt_project.yml dbt_project/profiles.yml
 
 .PHONY: help install demo test test-browser ui bench backtest repro lint clean dvc-plugin
 help:

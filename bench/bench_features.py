@@ -7,19 +7,25 @@ stocks over 2007-2020: 147 s on one CPU without its caches, 7.4 s with both cach
 on Qlib's hardware; they are quoted here, not re-run. Our side, on one synthetic lake built once:
 
 1. lake: ``ingest_window`` of the synthetic source (800 symbols, 2005-01-01 .. 2018-12-31 business days).
-2. cold build from parquet to the mart, two ways:
-   * dbt wall time of ``dbt run --select +fct_features_daily`` (models only) on a fresh warehouse file,
-     plus one ``dbt build`` (models and their tests) for reference;
-   * DuckDB compute from parquet to the mart: the compiled SQL of each model on the path (``int_bars__returns``,
-     ``int_market__daily``, ``fct_features_daily``) timed as ``CREATE TABLE t AS <sql>``, in order, in a fresh
-     connection (``SET threads=2``) to a warehouse holding only the staging view; no dbt start-up or parsing.
-     Wall and CPU seconds (CPU is what the machine's other tenants cannot inflate).
-3. pandas: ``bench/pandas_features.py`` (every column of the mart, groupby-rolling style) on the same bars
-   loaded from the lake (load timed separately), checked column by column against the DuckDB table.
-4. incremental one-day update after a full build: the last day's partition re-written, then the daily asset's
+2. cold build from parquet to the mart:
+   * dbt wall time of ``dbt run --select +fct_features_daily`` (models only) on a fresh warehouse file, and
+     dbt's ``execution_time`` of the three models, plus one ``dbt build`` (models and their tests);
+   * three contenders alternated in each round, in one process, wall and CPU seconds each (CPU is what the
+     machine's other tenants cannot inflate):
+     - **polars** (the mart as dbt builds it): the compiled SQL of ``int_bars__returns`` and
+       ``int_market__daily`` as ``CREATE TABLE AS`` in a fresh connection (``SET threads=2``) to a warehouse
+       holding only the staging view, then what the Python model does: both tables read into polars,
+       ``mem_pipeline.features.rolling.features``, the frame registered and written with ``CREATE TABLE AS``
+       (dbt-duckdb's own ``materialize``);
+     - **DuckDB SQL**: the same two tables, then the mart's SQL form (``analyses/fct_features_daily_sql.sql``,
+       window functions) as ``CREATE TABLE AS``;
+     - **pandas**: ``bench/pandas_features.py`` (every column of the mart, groupby-rolling style) on the bars
+       read from the lake once before the race (read timed separately), no write.
+   Every contender's table is checked column by column against the mart dbt built.
+3. incremental one-day update after a full build: the last day's partition re-written, then the daily asset's
    dbt command, ``dbt build --select config.materialized:incremental --vars {min_date: day, max_date: day}``
    (both intermediates and the mart, with their tests): wall time and dbt's ``execution_time`` of the three
-   models (their DuckDB work: the incremental SQL into a temp table, then delete + insert).
+   models (the incremental SQL or polars into a temp table, then delete + insert).
 
 Wall times include the OS page cache as the previous step left it (the lake is read warm); "cold" means a
 fresh warehouse file, not a cold disk.
@@ -49,6 +55,7 @@ from bench.harness import Timing, report
 from bench.pandas_features import FEATURE_COLUMNS, compute_features
 from mem_pipeline.core.params import load_params
 from mem_pipeline.core.paths import Paths
+from mem_pipeline.features import rolling
 from mem_pipeline.features.dbt_cli import dbt
 from mem_pipeline.ingest import lake
 from mem_pipeline.ingest.quality.rules import QualityConfig
@@ -63,7 +70,8 @@ MODEL_ID = f"model.mem.{MODEL}"
 CHAIN = ("int_bars__returns", "int_market__daily", MODEL)  # parquet (staging view) -> the mart, in build order
 INCREMENTAL = "config.materialized:incremental"
 QLIB_NO_CACHE, QLIB_CACHED = 147.0, 7.4  # Qlib's published figures (their hardware, one CPU), not re-run here
-TARGET_COLD, TARGET_VS_PANDAS, TARGET_INCREMENTAL = 7.4, 10.0, 2.0
+TARGET_COLD, TARGET_VS_PANDAS, TARGET_INCREMENTAL = 7.4, 5.0, 1.0  # issue targets; stretch below
+STRETCH_COLD, STRETCH_VS_PANDAS = 4.0, 10.0
 SPOT_COLUMNS = ("rv_20d", "ret_20d", "beta_60d", "rsi_14")
 ABS_TOL, REL_TOL = 1e-9, 1e-7  # spot columns must meet ABS_TOL; every column ABS_TOL or, for large scales, REL_TOL
 
@@ -271,138 +279,125 @@ def incremental(data_dir: Path, source: SyntheticSource, repeats: int) -> tuple[
 
 
 def compiled(data_dir: Path, name: str) -> str:
+    """The compiled SQL of a model or analysis (a full build: no window vars)."""
     result = dbt(data_dir, "compile", "--select", name, dbt_vars={"source": SOURCE})
     target = Path(result.args[result.args.index("--target-path") + 1])
-    return next((target / "compiled" / "mem" / "models").rglob(f"{name}.sql")).read_text()
+    return next((target / "compiled" / "mem").rglob(f"{name}.sql")).read_text()
 
 
-def cold_compute(data_dir: Path, repeats: int) -> tuple[Timing, Timing, str]:
-    """The chain from the staging view to the mart as CTAS (the mart as ``bench_features``), ``repeats`` times."""
-    fresh_warehouse(data_dir)
-    dbt(data_dir, "run", "--select", "stg_market__bars", dbt_vars={"source": SOURCE})
-    sqls = {name: compiled(data_dir, name) for name in CHAIN}
-    tables = {**{name: name for name in CHAIN}, MODEL: "bench_features"}
-    walls, cpus = Samples(), []
-    per_model: dict[str, list[tuple[float, float]]] = {name: [] for name in CHAIN}
+@dataclass
+class Stages:
+    """Wall and CPU seconds of each named stage of a contender, over the rounds."""
 
-    def chain() -> None:
+    walls: dict[str, list[float]] = field(default_factory=dict)
+    cpus: dict[str, list[float]] = field(default_factory=dict)
+
+    def time(self, name: str, fn: Callable[[], T]) -> T:
+        began, cpu0 = time.perf_counter(), _cpu_seconds()[1]
+        value = fn()
+        self.walls.setdefault(name, []).append(time.perf_counter() - began)
+        self.cpus.setdefault(name, []).append(_cpu_seconds()[1] - cpu0)
+        return value
+
+    def total(self, names: tuple[str, ...] | None = None) -> tuple[list[float], list[float]]:
+        """Per round, the wall and CPU seconds summed over ``names`` (all stages by default)."""
+        names = names or tuple(self.walls)
+        rounds = range(len(next(iter(self.walls.values()))))
+        return (
+            [sum(self.walls[n][i] for n in names) for i in rounds],
+            [sum(self.cpus[n][i] for n in names) for i in rounds],
+        )
+
+    def split(self) -> str:
+        return ", ".join(
+            f"{name} {statistics.median(w):.2f} s ({statistics.median(self.cpus[name]):.2f} CPU s)"
+            for name, w in self.walls.items()
+        )
+
+
+def _timing(label: str, walls: list[float], cpus: list[float], extra: str = "") -> Timing:
+    runs = ", ".join(f"{w:.2f}/{c:.2f}" for w, c in zip(walls, cpus, strict=True))
+    note = f"wall/CPU s per round: {runs}; median CPU {statistics.median(cpus):.2f} s" + (f"; {extra}" if extra else "")
+    return Timing(label, statistics.median(walls), len(walls), note)
+
+
+TABLES = {"polars": "race_polars", "sql": "race_sql"}
+
+
+def cold_race(data_dir: Path, repeats: int, bars: pd.DataFrame) -> tuple[dict[str, Stages], pd.DataFrame]:
+    """polars, DuckDB SQL and pandas, alternated ``repeats`` times (see the module docstring), in the
+    warehouse the dbt runs left (its staging view, and its mart to compare with)."""
+    upstream = {name: compiled(data_dir, name) for name in CHAIN[:2]}
+    mart_sql = compiled(data_dir, "fct_features_daily_sql")
+    stages = {name: Stages() for name in ("polars", "sql", "pandas")}
+    features: pd.DataFrame | None = None
+
+    def chain(contender: str) -> None:
+        timed = stages[contender]
         con = duckdb.connect(str(warehouse_file(data_dir)))
         try:
             con.execute("SET threads = 2")
-            for name in CHAIN:
-                con.execute(f"DROP TABLE IF EXISTS {tables[name]}")
-            for name in CHAIN:
-                began, cpu0 = time.perf_counter(), _cpu_seconds()[1]
-                con.execute(f"CREATE TABLE {tables[name]} AS {sqls[name]}")
-                per_model[name].append((time.perf_counter() - began, _cpu_seconds()[1] - cpu0))
+            for table in (*CHAIN[:2], TABLES[contender]):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+            for name, sql in upstream.items():
+                timed.time(name, lambda name=name, sql=sql: con.execute(f"CREATE TABLE {name} AS {sql}"))
+            if contender == "sql":
+                timed.time("mart SQL", lambda: con.execute(f"CREATE TABLE {TABLES['sql']} AS {mart_sql}"))
+                return
+            history, market = timed.time(
+                "read",
+                lambda: (
+                    con.sql(f"select {', '.join(rolling.HISTORY_COLUMNS)} from int_bars__returns").pl(),
+                    con.sql(f"select {', '.join(rolling.MARKET_COLUMNS)} from int_market__daily").pl(),
+                ),
+            )
+            computed = timed.time("rolling", lambda: rolling.rolling_features(history, market))
+            frame = timed.time(
+                "ranks", lambda: rolling.percent_ranks(computed).select(*rolling.KEY, *rolling.FEATURE_COLUMNS)
+            )
+
+            def write() -> None:
+                con.register("race_frame", frame)
+                con.execute(f"CREATE TABLE {TABLES['polars']} AS SELECT * FROM race_frame")
+                con.unregister("race_frame")
+
+            timed.time("write", write)
         finally:
             con.close()
 
-    for _ in range(repeats):
-        cpu0 = _cpu_seconds()[1]
-        walls.time(chain)
-        cpus.append(_cpu_seconds()[1] - cpu0)
-    split = ", ".join(
-        f"{name} {statistics.median(w for w, _ in runs):.2f} s ({statistics.median(c for _, c in runs):.2f} CPU s)"
-        for name, runs in per_model.items()
-    )
-    return (
-        Timing(
-            "DuckDB compute: parquet -> mart, CREATE TABLE AS each model",
-            walls.median,
-            repeats,
-            f"{walls.note()}; {split}",
-        ),
-        Timing(
-            "DuckDB compute: the same, CPU seconds (2 threads)",
-            statistics.median(cpus),
-            repeats,
-            "runs " + ", ".join(f"{c:.2f}" for c in cpus),
-        ),
-        sqls[MODEL],
-    )
+    for round_ in range(repeats):
+        print(f"round {round_ + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
+        chain("polars")
+        chain("sql")
+        features = None
+        features = stages["pandas"].time("compute", lambda: compute_features(bars))
+    for name, timed in stages.items():
+        print(f"{name}: {timed.split()}", flush=True)
+    return stages, features
 
 
-def explain(data_dir: Path, sql: str, top: int = 10) -> str:
-    """Run the cold SQL once under DuckDB's profiler; the operators that cost most CPU time, as text."""
-    profile = Path(tempfile.mkstemp(suffix=".json")[1])
-    con = duckdb.connect(str(warehouse_file(data_dir)))
-    try:
-        con.execute("SET threads = 2")
-        con.execute("PRAGMA enable_profiling = 'json'")
-        con.execute(f"PRAGMA profiling_output = '{profile}'")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE bench_explain AS {sql}")
-    finally:
-        con.close()
-    tree = json.loads(profile.read_text())
-    profile.unlink()
-    rows: list[tuple[float, str, str]] = []
-
-    def walk(op: dict) -> None:
-        info = op.get("extra_info", {})
-        what = info.get("Projections", info.get("Function", info.get("Conditions", "")))
-        if isinstance(what, list):
-            what = f"{len(what)} exprs: " + "; ".join(what)
-        rows.append((op.get("timing", 0.0), op.get("type", "?"), str(what)))
-        for child in op.get("children", []):
-            walk(child)
-
-    for op in tree["operator"]:
-        walk(op)
-    cpu = tree["query"]["cpu_time"]
-    lines = [
-        "## Where the cold DuckDB compute goes (one profiled run, operator CPU seconds over 2 threads)",
-        f"query wall {tree['query']['total_time']:.2f} s, CPU {cpu:.2f} s, "
-        f"peak buffer memory {tree['system']['peak_buffer_memory'] / 2**30:.2f} GiB",
-        "",
-        "| CPU s | share | operator | what |",
-        "|---|---|---|---|",
-    ]
-    for seconds, kind, what in sorted(rows, reverse=True)[:top]:
-        short = what if len(what) <= 140 else what[:137] + "..."
-        lines.append(f"| {seconds:.2f} | {seconds / cpu:.0%} | {kind} | {short.replace('|', '/')} |")
-    text = "\n".join(lines)
-    print(text, flush=True)
-    return text
-
-
-def pandas_side(data_dir: Path, repeats: int) -> tuple[Timing, Timing, pd.DataFrame]:
+def load_bars(data_dir: Path, repeats: int) -> tuple[Timing, pd.DataFrame]:
     root = Paths(data_dir).bars(SOURCE)
     loads, bars = Samples(), None
     for _ in range(repeats):
         bars = loads.time(lambda: lake.read_bars(root).to_pandas())
-    computes, features = Samples(), None
-    for _ in range(repeats):
-        features = None
-        features = computes.time(lambda: compute_features(bars))
-    return (
-        Timing(
-            "pandas: load bars from the lake (polars read_parquet -> pandas)",
-            loads.median,
-            repeats,
-            f"{len(bars):,} rows; {loads.note()}",
-        ),
-        Timing(
-            "pandas: compute all fct_features_daily columns",
-            computes.median,
-            repeats,
-            f"{len(FEATURE_COLUMNS) - 2} columns; {computes.note()}",
-        ),
-        features,
-    )
+    timing = Timing("pandas: load bars from the lake (polars read_parquet -> pandas)", loads.median, repeats)
+    return Timing(timing.label, timing.seconds, repeats, f"{len(bars):,} rows; {loads.note()}"), bars
 
 
-def compare(data_dir: Path, features: pd.DataFrame) -> tuple[str, bool]:
-    """Every column of the pandas frame against the DuckDB table, all symbols and days."""
+def compare(data_dir: Path, name: str, candidate: pd.DataFrame | str) -> tuple[str, bool]:
+    """Every column of a contender (a frame, or a warehouse table's name) against the mart dbt built."""
     with duckdb.connect(str(warehouse_file(data_dir)), read_only=True) as con:
-        ref = con.sql("select * from bench_features order by symbol, trade_date").df()
-    mine = features.sort_values(["symbol", "trade_date"], ignore_index=True)
+        ref = con.sql(f"select * from {MODEL} order by symbol, trade_date").df()
+        if isinstance(candidate, str):
+            candidate = con.sql(f"select * from {candidate}").df()
+    mine = candidate.sort_values(["symbol", "trade_date"], ignore_index=True)
     assert list(ref.columns) == list(mine.columns), (list(ref.columns), list(mine.columns))
     assert len(ref) == len(mine) and (ref["symbol"].to_numpy() == mine["symbol"].to_numpy()).all()
     assert (pd.to_datetime(ref["trade_date"]).to_numpy() == pd.to_datetime(mine["trade_date"]).to_numpy()).all()
     lines = [
-        f"## pandas vs DuckDB, every column, {ref['symbol'].nunique()} symbols x {ref['trade_date'].nunique()} days "
-        f"({len(ref):,} rows)",
+        f"## {name} vs the mart dbt built, every column, {ref['symbol'].nunique()} symbols x "
+        f"{ref['trade_date'].nunique()} days ({len(ref):,} rows)",
         f"pass: identical null pattern and max |diff| <= {ABS_TOL:g} (or max relative diff <= {REL_TOL:g} where values "
         f"are large); spot columns {', '.join(SPOT_COLUMNS)} must meet {ABS_TOL:g} absolute",
         "",
@@ -444,7 +439,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir", type=Path, help="data folder to use (its lake is reused if present)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder")
-    parser.add_argument("--no-explain", action="store_true", help="skip the profiled run of the cold SQL")
     args = parser.parse_args()
     began = time.perf_counter()
     data_dir = (args.data_dir or Path(tempfile.mkdtemp(prefix="mem-bench-features-"))).resolve()
@@ -457,34 +451,41 @@ def main() -> None:
         print(f"cold dbt done: run wall {dbt_wall.seconds:.2f} s", flush=True)
         inc_timings, inc_diff = incremental(data_dir, source, args.repeats)
         print(f"incremental done: wall {inc_timings[0].seconds:.2f} s", flush=True)
-        compute, compute_cpu, cold_sql = cold_compute(data_dir, args.repeats)
-        print(f"cold DuckDB compute done: {compute.seconds:.2f} s", flush=True)
-        if not args.no_explain:
-            explain(data_dir, cold_sql)
-        load, pandas_compute, features = pandas_side(data_dir, args.repeats)
-        print(f"pandas done: {pandas_compute.seconds:.2f} s", flush=True)
-        _, comparable = compare(data_dir, features)
+        load, bars = load_bars(data_dir, args.repeats)
+        stages, features = cold_race(data_dir, args.repeats, bars)
+        del bars
+        comparable = all(
+            compare(data_dir, name, candidate)[1]
+            for name, candidate in (("polars", TABLES["polars"]), ("DuckDB SQL", TABLES["sql"]), ("pandas", features))
+        )
         del features
 
-        duck = compute.seconds
-        vs_pandas = pandas_compute.seconds / duck
+        upstream = CHAIN[:2]
+        polars_all = _timing(
+            "polars: parquet -> features table (SQL intermediates, polars mart, write)",
+            *stages["polars"].total(),
+            stages["polars"].split(),
+        )
+        polars_compute = _timing(
+            "polars: feature compute (SQL intermediates incl. their write, read, rolling, ranks; no mart write)",
+            *stages["polars"].total((*CHAIN[:2], "read", "rolling", "ranks")),
+        )
+        polars_mart = _timing(
+            "polars: the mart alone from the intermediates (read, rolling, ranks, write)",
+            *stages["polars"].total(("read", "rolling", "ranks", "write")),
+        )
+        sql_all = _timing(
+            "DuckDB SQL: parquet -> features table (SQL intermediates, SQL mart)",
+            *stages["sql"].total(),
+            stages["sql"].split(),
+        )
+        pandas_compute = _timing(
+            "pandas: feature compute from bars in memory (all columns; no write)", *stages["pandas"].total()
+        )
         report(
-            f"Cold feature build, {N_SYMBOLS} symbols, {START} .. {END} (ratio = pandas compute / this)",
-            [
-                *([lake_timing] if lake_timing.runs else []),
-                load,
-                pandas_compute,
-                compute,
-                compute_cpu,
-                Timing(
-                    dbt_wall.label,
-                    dbt_wall.seconds,
-                    dbt_wall.runs,
-                    f"{dbt_wall.extra}; dbt wall / DuckDB compute = {dbt_wall.seconds / duck:.2f}x",
-                ),
-                dbt_model,
-                dbt_build,
-            ],
+            f"Cold feature build, {N_SYMBOLS} symbols, {START} .. {END}, contenders alternated in each round "
+            "(ratio = pandas compute / this)",
+            [load, pandas_compute, polars_compute, polars_all, polars_mart, sql_all, dbt_wall, dbt_model, dbt_build],
             baseline=pandas_compute.label,
         )
         print()
@@ -499,10 +500,10 @@ def main() -> None:
                 ),
                 Timing("Qlib: same, expression + dataset cache (published)", QLIB_CACHED, 0, "published figure"),
                 Timing(
-                    compute.label,
-                    duck,
-                    compute.runs,
-                    f"{QLIB_CACHED / duck:.2f}x vs Qlib cached; 27 features + 5 ranks (+ close), 2 threads",
+                    polars_all.label,
+                    polars_all.seconds,
+                    polars_all.runs,
+                    f"{QLIB_CACHED / polars_all.seconds:.2f}x vs Qlib cached; 27 features + 5 ranks (+ close), 2 cores",
                 ),
                 Timing(
                     dbt_wall.label,
@@ -515,30 +516,35 @@ def main() -> None:
         )
         print()
         report(
-            "Incremental one-day update after a full build (ratio = cold DuckDB compute / this)",
-            [compute, *inc_timings],
-            baseline=compute.label,
+            "Incremental one-day update after a full build (ratio = cold polars build / this)",
+            [polars_all, *inc_timings],
+            baseline=polars_all.label,
         )
         print(f"incremental rows vs the full build's rows for that day: {inc_diff}")
         print()
         inc_compute = inc_timings[1].seconds
+        vs_pandas = pandas_compute.seconds / polars_compute.seconds
+        compute_stages = (*upstream, "read", "rolling", "ranks")
+        vs_pandas_cpu = statistics.median(stages["pandas"].total()[1]) / statistics.median(
+            stages["polars"].total(compute_stages)[1]
+        )
         checks = [
             (
-                f"cold DuckDB compute (parquet -> mart) < {TARGET_COLD} s",
-                duck < TARGET_COLD,
-                f"{duck:.2f} s wall, {compute_cpu.seconds:.2f} CPU s",
+                f"cold build parquet -> features table < {TARGET_COLD} s (stretch {STRETCH_COLD} s)",
+                polars_all.seconds < TARGET_COLD,
+                f"{polars_all.seconds:.2f} s wall",
             ),
             (
-                f"DuckDB >= {TARGET_VS_PANDAS:.0f}x faster than pandas",
+                f"feature compute >= {TARGET_VS_PANDAS:.0f}x pandas (stretch {STRETCH_VS_PANDAS:.0f}x)",
                 vs_pandas >= TARGET_VS_PANDAS,
-                f"{vs_pandas:.2f}x",
+                f"{vs_pandas:.2f}x (wall medians; CPU medians: {vs_pandas_cpu:.2f}x)",
             ),
             (
                 f"incremental one-day compute < {TARGET_INCREMENTAL} s",
                 inc_compute < TARGET_INCREMENTAL,
                 f"{inc_compute:.2f} s (dbt execution_time of the 3 incremental models)",
             ),
-            ("pandas matches DuckDB (every column)", comparable, "see table above"),
+            ("polars, DuckDB SQL and pandas match the mart (every column)", comparable, "see the tables above"),
         ]
         print("## Targets")
         for name, ok, value in checks:

@@ -33,6 +33,7 @@ import polars as pl
 import pytest
 
 from mem_pipeline.core.paths import DBT_PROJECT_DIR
+from mem_pipeline.features import rolling
 from mem_pipeline.features.dbt_cli import dbt
 from tests.dbt.harness import (
     FILES_DAYS,
@@ -195,12 +196,22 @@ def test_warmup_ranks_are_the_cross_section_of_that_day(shortened: pl.DataFrame,
 # --------------------------------------------------------------------------------------------
 
 MODELS = DBT_PROJECT_DIR / "models"
-# lead(...) or a window frame ending after the current row ("1 following", "unbounded following").
-FUTURE_READS = r"\blead\s*\(|\b(?:unbounded|\d+)\s+following\b"
+# lead(...) or a window frame ending after the current row ("1 following", "unbounded following"); in polars a
+# negative shift or a centred rolling window.
+FUTURE_READS = r"\blead\s*\(|\b(?:unbounded|\d+)\s+following\b|shift\(\s*-|center\s*=\s*True"
+# The polars code the Python feature model runs.
+POLARS_FEATURES = Path(rolling.__file__)
 
 
-def test_features_sql_does_not_name_the_labels() -> None:
-    assert "fct_labels_daily" not in (MODELS / "marts" / "fct_features_daily.sql").read_text(encoding="utf-8")
+def _model_code(name: str) -> str:
+    """A model's code; a Python model's includes the polars module it runs."""
+    (path,) = [p for p in MODELS.rglob(f"{name}.*") if p.suffix in (".sql", ".py")]
+    code = path.read_text(encoding="utf-8")
+    return code + POLARS_FEATURES.read_text(encoding="utf-8") if path.suffix == ".py" else code
+
+
+def test_features_code_does_not_name_the_labels() -> None:
+    assert "fct_labels_daily" not in _model_code("fct_features_daily")
 
 
 def test_labels_are_not_an_ancestor_and_no_ancestor_reads_following_rows(tmp_path: Path) -> None:
@@ -220,6 +231,4 @@ def test_labels_are_not_an_ancestor_and_no_ancestor_reads_following_rows(tmp_pat
     assert "fct_labels_daily" not in names
     # A window reading later rows would leak the future into t: no lead(), no "... following" frame.
     for name in sorted(names):
-        (path,) = MODELS.rglob(f"{name}.sql")
-        sql = path.read_text(encoding="utf-8")
-        assert not re.search(FUTURE_READS, sql, re.IGNORECASE), f"{path} reads following rows"
+        assert not re.search(FUTURE_READS, _model_code(name), re.IGNORECASE), f"{name} reads following rows"

@@ -1,56 +1,15 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='trade_date',
-        on_schema_change='fail',
-    )
-}}
-
 {#-
-    Incremental by date window (see macros/incremental_window.sql): the rows int_bars__returns holds from
-    the window's start on are rebuilt, whole days at a time (`unique_key='trade_date'`: a symbol dropped
-    from a re-ingested day leaves no stale row). Windows need history before the start: the longest needs
-    61 rows, so each symbol's last `lookback_rows` rows before it are read too, and only the window's rows
-    are written.
+    fct_features_daily as DuckDB SQL window functions: the mart's form until polars replaced it (see the Python
+    model), kept as an analysis (compiled, never built) for `bench/bench_features.py` to race against polars
+    and pandas. Full build only.
 -#}
-{#- History comes from int_bars__returns, so the window holds on a first build too. -#}
-{%- set start = window_start(reads_this=false) -%}
-{%- set lookback_rows = var('lookback_rows', 70) -%}
-
 with
 
-returns as (
+history as (
 
     select * from {{ ref('int_bars__returns') }}
 
 ),
-
-{% if start -%}
-window_start as (
-
-    select symbol, min(obs) - {{ lookback_rows }} as first_obs
-    from returns
-    where {{ rebuilt(start) }}
-    group by symbol
-
-),
-
-history as (
-
-    select returns.*
-    from returns
-    inner join window_start on returns.symbol = window_start.symbol
-    where returns.obs >= window_start.first_obs
-
-),
-{%- else -%}
-history as (
-
-    select * from returns
-
-),
-{%- endif %}
 
 market as (
 
@@ -163,9 +122,6 @@ derived as (
 in_window as (
 
     select * from derived
-    {%- if start %}
-    where {{ rebuilt(start) }}
-    {%- endif %}
 
 ),
 

@@ -1,0 +1,129 @@
+"""The polars feature functions behind ``fct_features_daily`` on hand-computed rows.
+
+dbt's unit tests cannot reach a Python model, so the model's hand-computed cases are here; the whole model is
+compared with an independent numpy reference through dbt in ``tests/dbt`` (and point in time there too).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mem_pipeline.features.columns import FEATURE_COLUMNS, KEY, RANKED
+from mem_pipeline.features.rolling import LOOKBACK_ROWS, features
+from tests.dbt.harness import assert_same_values
+
+START = dt.date(2024, 1, 1)
+
+
+def _history(symbol: str, closes: list[float], start: dt.date = START) -> pl.DataFrame:
+    """``int_bars__returns`` rows of one symbol with the given closes (high/low 1% around, volume 1000)."""
+    n = len(closes)
+    prev = [None, *closes[:-1]]
+    return pl.DataFrame(
+        {
+            "symbol": [symbol] * n,
+            "trade_date": [start + dt.timedelta(days=i) for i in range(n)],
+            "obs": list(range(1, n + 1)),
+            "close": closes,
+            "volume": [1000.0] * n,
+            "ret_1d": [None if p is None else math.log(c / p) for c, p in zip(closes, prev, strict=True)],
+            "price_change": [None if p is None else c - p for c, p in zip(closes, prev, strict=True)],
+            "log_range": [math.log(1.01 / 0.99)] * n,
+            "log_body": [0.0] * n,
+            "quoted_spread": [None] * n,
+            "cs_spread": [None, *([0.0] * (n - 1))],
+        },
+        schema_overrides={"ret_1d": pl.Float64, "price_change": pl.Float64, "quoted_spread": pl.Float64},
+    )
+
+
+def _market(days: list[dt.date], mkt_ret_5d: dict[dt.date, float] | None = None) -> pl.DataFrame:
+    five = mkt_ret_5d or {}
+    return pl.DataFrame(
+        {"trade_date": days, "mkt_ret_1d": [0.0] * len(days), "mkt_ret_5d": [five.get(d) for d in days]},
+        schema_overrides={"mkt_ret_5d": pl.Float64},
+    )
+
+
+def test_hand_computed_window_fullness_and_values() -> None:
+    """Closes 100, 101, 99, 102, 103, 104 (hand-computed in Python, see below): ret_5d at day 6 = ln(1.04),
+    rv_5d = the sample stdev of the five log returns = 0.017826369271359745, reversal_5d with a market 5-day
+    return of 0.01 = -(ln(1.04) - 0.01). Every 5-row feature is null before day 6."""
+    history = _history("AAA", [100, 101, 99, 102, 103, 104])
+    day6 = START + dt.timedelta(days=5)
+    out = features(history, _market(history["trade_date"].to_list(), {day6: 0.01}))
+    assert out.columns == [*KEY, *FEATURE_COLUMNS]
+    assert out["ret_5d"].head(5).is_null().all() and out["rv_5d"].head(5).is_null().all()
+    assert out["reversal_5d"].head(5).is_null().all()
+    last = out.row(5, named=True)
+    assert last["ret_5d"] == pytest.approx(0.03922071315328133, abs=1e-15)
+    assert last["rv_5d"] == pytest.approx(0.017826369271359745, abs=1e-15)
+    assert last["reversal_5d"] == pytest.approx(-0.029220713153281327, abs=1e-15)
+
+
+def test_a_window_never_reaches_into_the_previous_symbol() -> None:
+    """In the flat form every rolling statistic runs over the whole column; a symbol with 5 rows after one
+    with 30 must still have no 5-row return or volatility on its 5th row (its window would need 6 bars)."""
+    a = _history("AAA", [100 + i for i in range(30)])
+    b = _history("BBB", [50, 51, 52, 53, 54])
+    out = features(pl.concat([b, a]), _market(a["trade_date"].to_list()))
+    bbb = out.filter(pl.col("symbol") == "BBB")
+    assert bbb["ret_5d"].is_null().all() and bbb["rv_5d"].is_null().all() and bbb["rsi_14"].is_null().all()
+    # while AAA, on the same days, has them from its 6th row on (rv) and 15th (RSI: 14 rises, no loss: 100)
+    aaa = out.filter(pl.col("symbol") == "AAA")
+    assert aaa["rv_5d"].is_not_null().sum() == 30 - 5
+    assert aaa["rsi_14"].drop_nulls().to_list() == [100.0] * (30 - 14)
+
+
+def test_ranks_are_exact_percent_ranks_with_ties_at_their_lowest_rank() -> None:
+    """10 symbols on one day with 20-day returns 0..9 (two tied at 3): percent_rank = (rank_min - 1) / 9,
+    correctly rounded (7/9 = 0.7777777777777778, not ...77)."""
+    frames, day = [], START + dt.timedelta(days=20)
+    last_returns = [0, 1, 2, 3, 3, 5, 6, 7, 8, 9]
+    for i, r in enumerate(last_returns):
+        closes = [100.0] * 20 + [100.0 * math.exp(r / 100)]  # ret_20d = r / 100 on day 21
+        frames.append(_history(f"S{i}", closes))
+    out = features(pl.concat(frames), _market(frames[0]["trade_date"].to_list())).filter(pl.col("trade_date") == day)
+    ranks = dict(zip(out["symbol"], out["rank_ret_20d"], strict=True))
+    expected_min_rank = [1, 2, 3, 4, 4, 6, 7, 8, 9, 10]
+    for i, rank in enumerate(expected_min_rank):
+        assert ranks[f"S{i}"] == (rank - 1) / 9, (i, ranks[f"S{i}"])
+    # a day's only value ranks 0; no value, no rank
+    lone = features(frames[0], _market(frames[0]["trade_date"].to_list()))
+    assert lone["rank_ret_20d"].drop_nulls().to_list() == [0.0]
+    assert lone["rank_ret_20d"].null_count() == 20
+
+
+def test_an_incremental_frame_gives_the_full_history_values() -> None:
+    """The rebuilt days computed from LOOKBACK_ROWS rows of history equal the values computed from the whole
+    history, on random walks of three symbols of different lengths (one shorter than the lookback)."""
+    rng = np.random.default_rng(5)
+    frames = []
+    for symbol, n in (("AAA", 300), ("BBB", 180), ("CCC", 40)):
+        closes = (100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))).tolist()
+        frames.append(_history(symbol, closes, START + dt.timedelta(days=300 - n)))
+    history = pl.concat(frames)
+    days = sorted(history["trade_date"].unique().to_list())
+    market = _market(days, {d: 0.001 * i for i, d in enumerate(days)}).with_columns(
+        mkt_ret_1d=pl.Series(rng.normal(0, 0.01, len(days)))
+    )
+    first = days[-15]
+    full = features(history, market).filter(pl.col("trade_date") >= first)
+    first_obs = history.filter(pl.col("trade_date") >= first).group_by("symbol").agg(pl.col("obs").min())
+    window = history.join(first_obs, on="symbol", suffix="_first").filter(
+        pl.col("obs") >= pl.col("obs_first") - LOOKBACK_ROWS
+    )
+    assert window.height < history.height  # the frame really is shorter
+    incremental = features(window.drop("obs_first"), market, pl.col("trade_date") >= first)
+    # equal up to the rounding of polars' running window sums, which start at another row
+    assert_same_values(incremental, full, FEATURE_COLUMNS, abs_tol=1e-12, rel_tol={"dollar_volume_20d": 1e-14})
+    assert full["beta_60d"].is_not_nan().sum() > 0 and full["macd_signal_9"].drop_nulls().len() > 0
+
+
+def test_ranked_columns_are_feature_columns() -> None:
+    assert {f"rank_{c}" for c in RANKED} <= set(FEATURE_COLUMNS)
