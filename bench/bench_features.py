@@ -51,8 +51,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from bench import pandas_features
 from bench.harness import Timing, report
-from bench.pandas_features import FEATURE_COLUMNS, compute_features
+from bench.pandas_features import FEATURE_COLUMNS
 from mem_pipeline.core.params import load_params
 from mem_pipeline.core.paths import Paths
 from mem_pipeline.features import rolling
@@ -369,8 +370,9 @@ def cold_race(data_dir: Path, repeats: int, bars: pd.DataFrame) -> tuple[dict[st
         print(f"round {round_ + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
         chain("polars")
         chain("sql")
-        features = None
-        features = stages["pandas"].time("compute", lambda: compute_features(bars))
+        features = joined = None
+        joined = stages["pandas"].time("intermediates", lambda: pandas_features.intermediates(bars))
+        features = stages["pandas"].time("mart", lambda joined=joined: pandas_features.features(joined))
     for name, timed in stages.items():
         print(f"{name}: {timed.split()}", flush=True)
     return stages, features
@@ -480,13 +482,38 @@ def main() -> None:
             stages["sql"].split(),
         )
         pandas_compute = _timing(
-            "pandas: feature compute from bars in memory (all columns; no write)", *stages["pandas"].total()
+            "pandas: feature compute from bars in memory (all columns; no write)",
+            *stages["pandas"].total(),
+            stages["pandas"].split(),
+        )
+        pandas_mart = _timing(
+            "pandas: the mart's compute from the intermediates in memory", *stages["pandas"].total(("mart",))
+        )
+        polars_mart_compute = _timing(
+            "polars: the mart's compute from the intermediates in memory (rolling, ranks)",
+            *stages["polars"].total(("rolling", "ranks")),
         )
         report(
             f"Cold feature build, {N_SYMBOLS} symbols, {START} .. {END}, contenders alternated in each round "
             "(ratio = pandas compute / this)",
-            [load, pandas_compute, polars_compute, polars_all, polars_mart, sql_all, dbt_wall, dbt_model, dbt_build],
+            [
+                load,
+                pandas_compute,
+                polars_compute,
+                polars_all,
+                polars_mart,
+                sql_all,
+                dbt_wall,
+                dbt_model,
+                dbt_build,
+            ],
             baseline=pandas_compute.label,
+        )
+        print()
+        report(
+            "The mart's compute alone, from the same intermediate columns in memory (ratio = pandas / this)",
+            [pandas_mart, polars_mart_compute],
+            baseline=pandas_mart.label,
         )
         print()
         report(
@@ -528,6 +555,10 @@ def main() -> None:
         vs_pandas_cpu = statistics.median(stages["pandas"].total()[1]) / statistics.median(
             stages["polars"].total(compute_stages)[1]
         )
+        mart_vs_pandas = pandas_mart.seconds / polars_mart_compute.seconds
+        mart_vs_pandas_cpu = statistics.median(stages["pandas"].total(("mart",))[1]) / statistics.median(
+            stages["polars"].total(("rolling", "ranks"))[1]
+        )
         checks = [
             (
                 f"cold build parquet -> features table < {TARGET_COLD} s (stretch {STRETCH_COLD} s)",
@@ -535,9 +566,15 @@ def main() -> None:
                 f"{polars_all.seconds:.2f} s wall",
             ),
             (
-                f"feature compute >= {TARGET_VS_PANDAS:.0f}x pandas (stretch {STRETCH_VS_PANDAS:.0f}x)",
+                f"feature compute from bars (SQL intermediates included, with their write) >= {TARGET_VS_PANDAS:.0f}x "
+                f"pandas (stretch {STRETCH_VS_PANDAS:.0f}x)",
                 vs_pandas >= TARGET_VS_PANDAS,
                 f"{vs_pandas:.2f}x (wall medians; CPU medians: {vs_pandas_cpu:.2f}x)",
+            ),
+            (
+                f"the mart's compute >= {TARGET_VS_PANDAS:.0f}x pandas' (stretch {STRETCH_VS_PANDAS:.0f}x)",
+                mart_vs_pandas >= TARGET_VS_PANDAS,
+                f"{mart_vs_pandas:.2f}x (wall medians; CPU medians: {mart_vs_pandas_cpu:.2f}x)",
             ),
             (
                 f"incremental one-day compute < {TARGET_INCREMENTAL} s",

@@ -1,6 +1,6 @@
 """A straightforward pandas version of ``fct_features_daily``, as a quant would write it first.
 
-Used by ``bench/bench_features.py`` as the baseline the dbt/DuckDB build is compared with. It computes every
+Used by ``bench/bench_features.py`` as the baseline polars and DuckDB SQL are compared with. It computes every
 column of the mart (27 features and the 5 cross-sectional ranks) from the raw bars, with the mart's rules:
 
 * windows count rows of the symbol's own history (``rolling(n)`` on a symbol's rows sorted by date), and a
@@ -35,8 +35,10 @@ def _rolling(g, column: str, n: int, how: str) -> pd.Series:
     return getattr(g[column].rolling(n), how)().reset_index(level=0, drop=True)
 
 
-def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
-    """The mart's columns from raw bars (``date, symbol, open, high, low, close, volume, bid, ask``)."""
+def intermediates(bars: pd.DataFrame) -> pd.DataFrame:
+    """What ``int_bars__returns`` and ``int_market__daily`` hold, joined, from raw bars (``date, symbol, open,
+    high, low, close, volume, bid, ask``): the bars sorted by symbol and date with their one-day changes,
+    spreads and the day's market return. ``features(intermediates(bars))`` is the mart."""
     df = bars[["symbol", "date", "open", "high", "low", "close", "volume", "bid", "ask"]].rename(
         columns={"date": "trade_date"}
     )
@@ -70,7 +72,11 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
         .to_frame()
     )
     market["mkt_ret_5d"] = market["mkt_ret_1d"].rolling(5).sum()
-    df = df.merge(market, left_on="trade_date", right_index=True, how="left")
+    return df.merge(market, left_on="trade_date", right_index=True, how="left")
+
+
+def features(df: pd.DataFrame) -> pd.DataFrame:
+    """The mart's columns from ``intermediates``' frame: the work the polars model does."""
     g = df.groupby("symbol", sort=False)
 
     # joined

@@ -27,12 +27,19 @@
 {#-
     rebuilt(start): the condition on `trade_date` of the rows a run rebuilds: from `start` on, and from the first
     day after the last one this model holds before `start`, so that days skipped by earlier runs are filled in
-    rather than left as a gap that later lags and windows would silently step over.
+    rather than left as a gap that later lags and windows would silently step over. That last day is looked up
+    when the model is built and written into the SQL as a date: a plain bound on the date is what DuckDB pushes
+    down into the parquet scan (with a subquery in the condition, a one-day run read every file of the lake).
 -#}
 {% macro rebuilt(start) -%}
-    {%- if is_incremental() -%}
-    (trade_date >= cast('{{ start }}' as date)
-        or trade_date > (select max(trade_date) from {{ this }} where trade_date < cast('{{ start }}' as date)))
+    {%- set last = none -%}
+    {%- if is_incremental() and execute -%}
+        {%- set last = run_query(
+            "select cast(max(trade_date) as varchar) from " ~ this ~ " where trade_date < cast('" ~ start ~ "' as date)"
+        ).columns[0].values()[0] -%}
+    {%- endif -%}
+    {%- if last -%}
+    trade_date > cast('{{ last }}' as date)
     {%- else -%}
     trade_date >= cast('{{ start }}' as date)
     {%- endif -%}

@@ -163,18 +163,22 @@ def _nonzero(expr: pl.Expr) -> pl.Expr:
 
 def percent_ranks(features: pl.DataFrame) -> pl.DataFrame:
     """The ``rank_`` columns: ``percent_rank`` of each ranked column among the symbols with a value that day,
-    ``(rank_min - 1) / (n - 1)``, 0 for a day's only value. Computed on a narrow projection (date and the
-    ranked columns), so no whole feature row is moved by the per-day sorts."""
-    narrow = features.select("trade_date", *RANKED)
-    counts = narrow.select(
-        *((pl.col(c).rank("min").over("trade_date") - 1).alias(f"below_{c}") for c in RANKED),
-        *((pl.col(c).count().over("trade_date") - 1).clip(lower_bound=1).alias(f"others_{c}") for c in RANKED),
+    ``(rank_min - 1) / (n - 1)``, 0 for a day's only value. Only the date and the ranked columns go through
+    the per-day sorts."""
+    by_day = features.select(
+        *(pl.col(c).rank("min").over("trade_date").alias(f"rank_min_{c}") for c in RANKED),
+        *(pl.col(c).count().over("trade_date").alias(f"n_{c}") for c in RANKED),
         *RANKED,
     )
-    # column by column: a division by a per-group scalar inside `over` is not correctly rounded in polars
-    ranks = counts.select(
+    # The arithmetic outside `over` (inside, the same expressions took 0.9 s instead of 0.6 s on 2.9 M rows),
+    # and whole column by whole column: dividing by a per-group scalar inside `over` is not correctly rounded
+    # in polars (7/9 came out as 0.7777777777777777).
+    ranks = by_day.select(
         pl.when(pl.col(c).is_not_null())
-        .then(pl.col(f"below_{c}").cast(pl.Float64) / pl.col(f"others_{c}").cast(pl.Float64))
+        .then(
+            (pl.col(f"rank_min_{c}") - 1).cast(pl.Float64)
+            / (pl.col(f"n_{c}") - 1).clip(lower_bound=1).cast(pl.Float64)
+        )
         .alias(f"rank_{c}")
         for c in RANKED
     )
