@@ -1,8 +1,10 @@
 """One backtest variant, end to end: read the history from the warehouse and the lake, replay the decision kernel
 (or trade the buy-and-hold baseline) over the window, and store the books under ``data/backtest/<variant>/``.
 
-The window (``backtest.run``): ``start`` .. ``end``, by default from ``warmup_days`` trading days after the
-first day with features (the models need history before the first decision) to the last day with features.
+The window (``backtest.run``): ``start`` .. ``end``, by default the span in which at least half of the universe
+has features (a universe that grows or shrinks, as the bundled sample's two index series around its one year
+of 524 stocks, is backtested where its cross-section is), starting ``warmup_days`` trading days into it (the
+models need history before the first decision).
 ``symbols`` narrows the universe (empty: every symbol of the source) and ``exclude`` leaves symbols out. Every
 variant of one backtest must share the window and universe: ``run.json`` records both, and the report refuses
 a mix.
@@ -72,7 +74,7 @@ class BacktestConfig(ParamsConfig):
 
     start: dt.date | None = None
     end: dt.date | None = None
-    warmup_days: int = 250
+    warmup_days: int = 140
     symbols: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
@@ -172,15 +174,20 @@ class BacktestRun:
 
 def replay_window(history: History, config: BacktestConfig) -> tuple[dt.date, dt.date]:
     """The first and last replayed day (see the module docstring)."""
-    days = sorted(history.features["trade_date"].unique().to_list())
-    if not days:
+    widths = history.features.group_by("trade_date").len().sort("trade_date")
+    if widths.height == 0:
         raise BacktestError("backtest: the warehouse has no features (run the features job first)")
-    start = config.start or (days[config.warmup_days] if len(days) > config.warmup_days else None)
+    days = widths["trade_date"].to_list()
+    # the days on which at least half of the universe has a features row
+    wide = widths.filter(2 * pl.col("len") >= history.features["symbol"].n_unique())["trade_date"].to_list()
+    first = days.index(wide[0])
+    start = config.start or (days[first + config.warmup_days] if len(days) > first + config.warmup_days else None)
     if start is None:
         raise BacktestError(
-            f"backtest: {len(days)} days of features are fewer than backtest.run.warmup_days={config.warmup_days}"
+            f"backtest: {len(days) - first} days of features from {wide[0]} (the first day at least half the "
+            f"universe trades) are fewer than backtest.run.warmup_days={config.warmup_days}"
         )
-    end = config.end or days[-1]
+    end = config.end or wide[-1]
     if start > end:
         raise BacktestError(f"backtest: the window {start} .. {end} is empty")
     return start, end

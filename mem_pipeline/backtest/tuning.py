@@ -57,7 +57,7 @@ class TuningConfig(ParamsConfig):
     ERROR: ClassVar[type[Exception]] = BacktestError
 
     n_trials: int = 20  # 0: no tuning (MEM runs on params.yaml's values)
-    validation_days: int = 63
+    validation_days: int = 40
     seed: int = 0
 
     def __post_init__(self) -> None:
