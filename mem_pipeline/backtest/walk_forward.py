@@ -45,7 +45,7 @@ from mem_pipeline.ingest import lake
 from mem_pipeline.memory.decision_memory import DecisionMemory, MemoryConfig, record_direction_calls, row_weights
 from mem_pipeline.models.regime import FittedRegime, RegimeConfig, fit_regime
 from mem_pipeline.models.signal import FittedSignal, SignalConfig, fit_signal, training_frame
-from mem_pipeline.models.signal_columns import KNOWN_DATE, LABEL, RETURN, feature_columns
+from mem_pipeline.models.signal_columns import KNOWN_DATE, LABEL, RETURN, SignalError, feature_columns
 from mem_pipeline.models.volatility import FittedVol, VolConfig, fit_vol
 
 CADENCES = ("monthly", "quarterly")
@@ -173,17 +173,30 @@ def fit_day_models(
                 weights = None
                 if memory is not None and len(memory):
                     weights = row_weights(memory, frame, frame[KNOWN_DATE].max())
-                fitted = fit_signal(frame, columns, configs.signal, sample_weight=weights)
+                fitted = _fit_signal(as_of, frame, columns, configs.signal, sample_weight=weights)
                 if memory is not None and fitted.oos is not None:
                     record_direction_calls(memory, fitted.oos, f"p_{fitted.published}")
             else:
                 key = (as_of, configs.signal)
                 if key not in cache.signals:
-                    cache.signals[key] = fit_signal(frame, columns, configs.signal)
+                    cache.signals[key] = _fit_signal(as_of, frame, columns, configs.signal)
                 fitted = cache.signals[key]
             signal = VariantSignal(fitted, variant.calibrated, variant.ensemble)
     tag = f"walk-forward fit as of {as_of}"
     return DayModels(signal, regime, vol, {"signal": tag, "regime": tag, "volatility": tag})
+
+
+def _fit_signal(
+    as_of: dt.date, frame: pl.DataFrame, columns: list[str], config: SignalConfig, **kwargs
+) -> FittedSignal:
+    """``fit_signal``, whose refusal (too few rows in the history, most often) names what the user can change."""
+    try:
+        return fit_signal(frame, columns, config, **kwargs)
+    except SignalError as err:
+        raise BacktestError(
+            f"backtest: no signal model can be fitted on the data up to {as_of} ({err}): start the window later "
+            "(backtest.run.warmup_days or start; the tuning fits before its validation_days) or widen the universe"
+        ) from err
 
 
 def _price_stale_holdings(inputs: DecisionInputs, features: pl.DataFrame, day: dt.date) -> DecisionInputs:

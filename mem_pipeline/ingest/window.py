@@ -95,6 +95,8 @@ def ingest_window(
     read as bars. Returns an ``IngestResult`` whose ``gate`` tells whether anything was published.
     ``restate``: replace each published date whole (see ``stored_bars_to_keep``).
     """
+    # The quarantine exists even when nothing was ever rejected: it is an output of the ingest (dvc.yaml).
+    paths.quarantine.mkdir(parents=True, exist_ok=True)
     try:
         batch = source.read_all() if isinstance(source, WholeFileSource) else source.fetch(start, end)
     except SchemaError as err:

@@ -63,3 +63,11 @@ def test_a_tuning_that_validated_inside_the_backtest_window_is_refused(tuned, tm
     with pytest.raises(BacktestError, match="universe"):
         load_best(tmp_path, TEST_START, "another")
     assert load_best(tmp_path / "none", TEST_START, "u") == {}
+
+
+def test_a_window_too_early_for_a_signal_fit_names_what_to_change(history) -> None:
+    """On 10 symbols, a test window 90 days in leaves the tuning's fit (before its 20 validation days) about ten
+    days of rows with full 60-day features and known 20-day labels: fewer than a train window needs."""
+    early = dt.date(2016, 5, 9)
+    with pytest.raises(BacktestError, match=r"no signal model can be fitted on the data up to .*warmup_days"):
+        tune(history, early, PARAMS, law_cost_model(PARAMS.paper), PARAMS.tuning, "u")
