@@ -1,6 +1,6 @@
 """The rolling features of ``fct_features_daily`` in polars: the computation the dbt Python model runs.
 
-Every symbol's rows are sorted once (symbol, then date) and each rolling statistic or lag is taken over the
+Every symbol's rows are sorted once (together, by date) and each rolling statistic or lag is taken over the
 whole column at once; a value is then kept only where the row's window lies inside its own symbol and is
 full. That flat form is what makes polars fast here (``.over("symbol")`` partitions were slower), and the
 blanking is what keeps it exact: a window that would reach into the previous symbol's rows is null, as is
@@ -49,6 +49,16 @@ LN2 = math.log(2.0)
 GK_BODY = 2 * LN2 - 1
 
 
+def _symbol_date_key() -> pl.Expr:
+    """One unsigned integer per row that sorts the rows by symbol (lexically) and date, in 0.18 s instead of the
+    0.24 s of sorting by the symbol's string and the date. The order must depend on the data alone: a running
+    window sum carries the rounding of the rows before it in the column (other symbols' rows), so another order
+    gives other last bits (categorical codes, 0.13 s, follow the process's history: two builds differed)."""
+    code = pl.col("symbol").rank("dense").cast(pl.UInt64)
+    day = (pl.col("trade_date").cast(pl.Int32).cast(pl.Int64) + 2**31).cast(pl.UInt64)  # dates before 1970 too
+    return code * 2**32 + day
+
+
 def _pos() -> pl.Expr:
     """The row's 1-based position within its symbol's rows of the (sorted) frame."""
     index = pl.int_range(pl.len(), dtype=pl.Int64)
@@ -81,12 +91,12 @@ def rolling_features(history: pl.DataFrame, market: pl.DataFrame) -> pl.DataFram
     """Every column of ``fct_features_daily`` but the ranks, for every row of ``history``.
 
     ``history``: ``int_bars__returns`` rows (``HISTORY_COLUMNS``), any order; for a symbol, a run of its
-    consecutive rows. ``market``: ``int_market__daily`` (``MARKET_COLUMNS``). Returns the rows sorted by
-    symbol and date, with ``KEY`` and the non-rank feature columns.
+    consecutive rows. ``market``: ``int_market__daily`` (``MARKET_COLUMNS``). Returns the rows with each
+    symbol's rows together and in date order, with ``KEY`` and the non-rank feature columns.
     """
     frame = (
         history.select(HISTORY_COLUMNS)
-        .sort(KEY)
+        .sort(_symbol_date_key())
         .join(market.select(MARKET_COLUMNS), on="trade_date", how="left", maintain_order="left")
         .with_columns(_pos().alias("pos"))
     )
@@ -122,7 +132,7 @@ def rolling_features(history: pl.DataFrame, market: pl.DataFrame) -> pl.DataFram
         (close / lag60).log().alias("ret_60d"),
         _dense(pl.col("r").rolling_std(5), 5, 2).alias("rv_5d"),
         _dense(pl.col("r").rolling_std(20), 20, 2).alias("rv_20d"),
-        _dense(pl.col("r").rolling_std(60), 60, 2).alias("rv_60d"),
+        _dense(var_r.sqrt(), 60, 2).alias("rv_60d"),
         (_dense(pl.col("range_sq").rolling_mean(20), 20) / (4 * LN2)).sqrt().alias("parkinson_20d"),
         _dense(pl.col("gk_term").rolling_mean(20), 20).clip(lower_bound=0).sqrt().alias("garman_klass_20d"),
         (lag5 / lag60).log().alias("momentum_60_5"),
@@ -176,8 +186,7 @@ def percent_ranks(features: pl.DataFrame) -> pl.DataFrame:
     ranks = by_day.select(
         pl.when(pl.col(c).is_not_null())
         .then(
-            (pl.col(f"rank_min_{c}") - 1).cast(pl.Float64)
-            / (pl.col(f"n_{c}") - 1).clip(lower_bound=1).cast(pl.Float64)
+            (pl.col(f"rank_min_{c}") - 1).cast(pl.Float64) / (pl.col(f"n_{c}") - 1).clip(lower_bound=1).cast(pl.Float64)
         )
         .alias(f"rank_{c}")
         for c in RANKED

@@ -4,8 +4,9 @@
 
 The copy is a new git repository holding the project's tracked files as they are in the working tree, with
 ``params.yaml`` set to a small synthetic market (12 symbols, 2016-01 .. 2017-06, a longer warm-up for so few
-symbols) and two tuning trials so that the five stages take about a minute; it shares the project's installed environments (``.venv``, ``.tools``) and the dbt
-manifest ``make install`` built. Nothing else is shared: its own data folder, DVC cache and Dagster instance.
+symbols) and two tuning trials so that the five stages take about a minute; it shares the project's installed
+environments (``.venv``, ``.tools``) and the dbt manifest ``make install`` built. Nothing else is shared: its own
+data folder, DVC cache and Dagster instance.
 """
 
 from __future__ import annotations
