@@ -133,9 +133,7 @@ def test_the_result_does_not_depend_on_the_order_of_the_input_rows() -> None:
     """Running window sums carry the rounding of the rows before them in the sorted column, so the sort must
     depend on the data alone: the same rows shuffled give the same bits (row order included)."""
     rng = np.random.default_rng(11)
-    frames = [
-        _history(f"S{i:02d}", (100 * np.exp(np.cumsum(rng.normal(0, 0.03, 120)))).tolist()) for i in range(12)
-    ]
+    frames = [_history(f"S{i:02d}", (100 * np.exp(np.cumsum(rng.normal(0, 0.03, 120)))).tolist()) for i in range(12)]
     history = pl.concat(frames[::-1])
     days = sorted(history["trade_date"].unique().to_list())
     market = _market(days, {d: 0.0 for d in days}).with_columns(mkt_ret_1d=pl.Series(rng.normal(0, 0.01, len(days))))
