@@ -268,7 +268,7 @@ def incremental(data_dir: Path, source: SyntheticSource, repeats: int) -> tuple[
                 f"partition re-write before each, not included: {rewrites.median:.2f} s",
             ),
             Timing(
-                "incremental: DuckDB compute, execution_time of the 3 models (run_results)",
+                "incremental: compute, dbt execution_time of the 3 models (run_results)",
                 statistics.median(model_secs),
                 repeats,
                 "runs " + ", ".join(f"{s:.2f}" for s in model_secs) + f" (same dbt runs; medians: {split}); "

@@ -1,8 +1,8 @@
 """fct_features_daily: point-in-time rolling features, computed with polars (mem_pipeline/features/rolling.py).
 
 SQL stays where it is the better tool (staging, the one-day returns, the market series, the labels); the
-rolling windows are polars over whole sorted columns, about 5x faster than DuckDB's window operator here (see
-BENCHMARKS.md). dbt's lineage, docs and data tests (fct_features_daily.yml) are as for a SQL model; dbt's
+rolling windows are polars over whole sorted columns (on 800 symbols x 14 years the whole mart, windows, ranks
+and write, takes 3.6 s against 7.5 s for its SQL form, analyses/fct_features_daily_sql.sql; see BENCHMARKS.md). dbt's lineage, docs and data tests (fct_features_daily.yml) are as for a SQL model; dbt's
 unit tests cannot reach a Python model, so the hand-computed rows are tests of the polars functions
 (tests/unit/test_features_rolling.py).
 
