@@ -1,5 +1,5 @@
 """``dvc repro`` end to end in a fresh copy of the project: every stage runs once, a second repro does nothing,
-``dvc status`` is clean, and ``dvc exp run -S risk.kelly_fraction=...`` re-runs only the stages that read
+``dvc status`` is clean, outputs round-trip through the default local remote, and ``dvc exp run -S risk.kelly_fraction=...`` re-runs only the stages that read
 ``risk`` and shows up in ``dvc exp show`` with the backtest's metrics.
 
 The copy is a new git repository holding the project's tracked files as they are in the working tree, with
@@ -77,6 +77,24 @@ def test_repro_builds_every_stage_once_and_then_nothing(project: tuple[Path, dic
     second = _dvc(project, "repro")
     assert "Running stage" not in second, second
     assert all(f"Stage '{stage}' didn't change, skipping" in second for stage in STAGES), second
+    assert "Data and pipelines are up to date." in _dvc(project, "status")
+
+
+def test_push_and_pull_through_the_default_local_remote(project: tuple[Path, dict[str, str]]) -> None:
+    """The outputs go to the local remote (.dvc_remote/, offline) and come back from it after the data folder
+    and DVC's cache are gone."""
+    root = project[0]
+    decisions = root / "data" / "decisions"
+    before = {p.relative_to(root): p.read_bytes() for p in sorted(decisions.rglob("*")) if p.is_file()}
+    assert before
+    _dvc(project, "push")
+    assert any((root / ".dvc_remote").rglob("*"))
+    shutil.rmtree(root / "data" / "decisions")
+    shutil.rmtree(root / "data" / "raw")
+    shutil.rmtree(root / ".dvc" / "cache")
+    assert "deleted" in _dvc(project, "status")
+    _dvc(project, "pull")
+    assert {p.relative_to(root): p.read_bytes() for p in sorted(decisions.rglob("*")) if p.is_file()} == before
     assert "Data and pipelines are up to date." in _dvc(project, "status")
 
 
