@@ -1,6 +1,7 @@
 """``dvc repro`` end to end in a fresh copy of the project: every stage runs once, a second repro does nothing,
-``dvc status`` is clean, outputs round-trip through the default local remote, and ``dvc exp run -S risk.kelly_fraction=...`` re-runs only the stages that read
-``risk`` and shows up in ``dvc exp show`` with the backtest's metrics.
+``dvc status`` is clean, outputs round-trip through the default local remote, and
+``dvc exp run -S risk.kelly_fraction=...`` re-runs only the stages that read ``risk`` and shows up in
+``dvc exp show`` with the backtest's metrics.
 
 The copy is a new git repository holding the project's tracked files as they are in the working tree, with
 ``params.yaml`` set to a small synthetic market (12 symbols, 2016-01 .. 2017-06, a longer warm-up for so few
