@@ -1,6 +1,6 @@
 """Feature-build benchmark at Qlib's data-server scale: 800 symbols x 14 years of daily bars (~2.9M rows).
 
-Usage: python -m bench.bench_features [--repeats 3] [--data-dir DIR] [--keep] [--no-explain]
+Usage: python -m bench.bench_features [--repeats 3] [--data-dir DIR] [--keep]
 
 Qlib's published data-server benchmark (docs, "Performance") computes 14 features from daily OHLCV for 800
 stocks over 2007-2020: 147 s on one CPU without its caches, 7.4 s with both caches. Those are Qlib's figures
@@ -149,17 +149,6 @@ class Samples:
     def note(self) -> str:
         runs = ", ".join(f"{s:.2f}" for s in self.seconds)
         return f"runs {runs}; other processes used up to {max(self.others):.0%} of the CPUs"
-
-
-def duckdb_ctas(data_dir: Path, sql: str, table: str, samples: Samples, temporary: bool = False) -> None:
-    """Time ``CREATE [TEMP] TABLE table AS sql`` in a fresh connection to the warehouse, 2 threads."""
-    con = duckdb.connect(str(warehouse_file(data_dir)))
-    try:
-        con.execute("SET threads = 2")
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-        samples.time(lambda: con.execute(f"CREATE {'TEMP ' if temporary else ''}TABLE {table} AS {sql}"))
-    finally:
-        con.close()
 
 
 # ------------------------------------------------------------------------------------------------
