@@ -359,7 +359,7 @@ def cold_race(data_dir: Path, repeats: int, bars: pd.DataFrame) -> tuple[dict[st
         print(f"round {round_ + 1}: load average {os.getloadavg()[0]:.2f}", flush=True)
         chain("polars")
         chain("sql")
-        features = joined = None
+        features = joined = None  # the last round's frames freed before this one's are built
         joined = stages["pandas"].time("intermediates", lambda: pandas_features.intermediates(bars))
         features = stages["pandas"].time("mart", lambda joined=joined: pandas_features.features(joined))
     for name, timed in stages.items():

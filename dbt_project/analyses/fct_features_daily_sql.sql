@@ -119,11 +119,6 @@ derived as (
 
 ),
 
-in_window as (
-
-    select * from derived
-
-),
 
 {%- set ranked = ['ret_20d', 'rv_20d', 'momentum_60_5', 'amihud_20d', 'volume_z_20d'] %}
 
@@ -141,20 +136,20 @@ ranks as (
         end as rank_{{ column }},
         {%- endfor %}
 
-    from (select symbol, trade_date, {{ ranked | join(', ') }} from in_window)
+    from (select symbol, trade_date, {{ ranked | join(', ') }} from derived)
 
 ),
 
 final as (
 
     select
-        in_window.*,
+        derived.*,
         {%- for column in ranked %}
         ranks.rank_{{ column }},
         {%- endfor %}
 
-    from in_window
-    inner join ranks on in_window.symbol = ranks.symbol and in_window.trade_date = ranks.trade_date
+    from derived
+    inner join ranks on derived.symbol = ranks.symbol and derived.trade_date = ranks.trade_date
 
 )
 

@@ -2,9 +2,9 @@
 (or trade the buy-and-hold baseline) over the window, and store the books under ``data/backtest/<variant>/``.
 
 The window (``backtest.run``): ``start`` .. ``end``, by default the span in which at least half of the universe
-has features (a universe that grows or shrinks, as the bundled sample's two index series around its one year
-of 524 stocks, is backtested where its cross-section is), starting ``warmup_days`` trading days into it (the
-models need history before the first decision).
+has features (every day, if no day has half), starting ``warmup_days`` trading days into it (the models need
+history before the first decision): a universe that grows or shrinks, as the bundled sample's two index series
+around its one year of 524 stocks, is backtested where its cross-section is.
 ``symbols`` narrows the universe (empty: every symbol of the source) and ``exclude`` leaves symbols out. Every
 variant of one backtest must share the window and universe: ``run.json`` records both, and the report refuses
 a mix.
@@ -178,14 +178,14 @@ def replay_window(history: History, config: BacktestConfig) -> tuple[dt.date, dt
     if widths.height == 0:
         raise BacktestError("backtest: the warehouse has no features (run the features job first)")
     days = widths["trade_date"].to_list()
-    # the days on which at least half of the universe has a features row
-    wide = widths.filter(2 * pl.col("len") >= history.features["symbol"].n_unique())["trade_date"].to_list()
+    # the days on which at least half of the universe has a features row (all days if there is none such)
+    wide = widths.filter(2 * pl.col("len") >= history.features["symbol"].n_unique())["trade_date"].to_list() or days
     first = days.index(wide[0])
     start = config.start or (days[first + config.warmup_days] if len(days) > first + config.warmup_days else None)
     if start is None:
         raise BacktestError(
             f"backtest: {len(days) - first} days of features from {wide[0]} (the first day at least half the "
-            f"universe trades) are fewer than backtest.run.warmup_days={config.warmup_days}"
+            f"universe trades) leave no day after backtest.run.warmup_days={config.warmup_days}"
         )
     end = config.end or wide[-1]
     if start > end:

@@ -45,7 +45,7 @@ from mem_pipeline.ingest import lake
 from mem_pipeline.memory.decision_memory import DecisionMemory, MemoryConfig, record_direction_calls, row_weights
 from mem_pipeline.models.regime import FittedRegime, RegimeConfig, fit_regime
 from mem_pipeline.models.signal import FittedSignal, SignalConfig, fit_signal, training_frame
-from mem_pipeline.models.signal_columns import KNOWN_DATE, LABEL, RETURN, SignalError, feature_columns
+from mem_pipeline.models.signal_columns import KNOWN_DATE, LABEL, RETURN, TooLittleHistory, feature_columns
 from mem_pipeline.models.volatility import FittedVol, VolConfig, fit_vol
 
 CADENCES = ("monthly", "quarterly")
@@ -189,10 +189,10 @@ def fit_day_models(
 def _fit_signal(
     as_of: dt.date, frame: pl.DataFrame, columns: list[str], config: SignalConfig, **kwargs
 ) -> FittedSignal:
-    """``fit_signal``, whose refusal (too few rows in the history, most often) names what the user can change."""
+    """``fit_signal``, whose refusal for too little history names what the user can change."""
     try:
         return fit_signal(frame, columns, config, **kwargs)
-    except SignalError as err:
+    except TooLittleHistory as err:
         raise BacktestError(
             f"backtest: no signal model can be fitted on the data up to {as_of} ({err}): start the window later "
             "(backtest.run.warmup_days or start; the tuning fits before its validation_days) or widen the universe"

@@ -3,8 +3,10 @@
 Every symbol's rows are sorted once (together, by date) and each rolling statistic or lag is taken over the
 whole column at once; a value is then kept only where the row's window lies inside its own symbol and is
 full. That flat form is what makes polars fast here (``.over("symbol")`` partitions were slower), and the
-blanking is what keeps it exact: a window that would reach into the previous symbol's rows is null, as is
-one that is not yet full. The rules are the mart's (``fct_features_daily.yml``):
+blanking is what keeps it right: a window that would reach into the previous symbol's rows is null, as is one
+that is not yet full. (Right, not bit-exact: a running window sum carries the rounding of the rows before it in
+the column, so the last bits depend on the symbols sorted before; see ``_symbol_date_key``.)
+The rules are the mart's (``fct_features_daily.yml``):
 
 * windows count rows of the symbol's own history, ending at the current row (a value at t reads rows <= t);
 * a window value is null unless all its rows hold a value (no half-warm values);

@@ -64,6 +64,7 @@ from mem_pipeline.models.signal_columns import (
     STRATEGY_FEATURES,
     SYMBOL,
     SignalError,
+    TooLittleHistory,
     require_columns,
 )
 from mem_pipeline.models.strategies import STRATEGIES as STRATEGIES
@@ -186,7 +187,7 @@ def walk_forward_splits(dates: Iterable[Any], n_splits: int, horizon_days: int, 
         purge_start = max(0, start - horizon_days)
         train_end = max(0, purge_start - embargo_days)
         if train_end < 1 or end <= start:
-            raise SignalError(
+            raise TooLittleHistory(
                 f"walk_forward_splits: {n} dates are too few for {n_splits} folds with horizon {horizon_days} "
                 f"and embargo {embargo_days} (fold {k} has no train or test date)"
             )
@@ -499,13 +500,13 @@ def _fit_window(
     n_calib = max(1, round(config.calibration_fraction * n_dates))
     fit_end = n_dates - n_calib - config.horizon_days  # purge the fit part's labels that reach the tail
     if fit_end < 1:
-        raise SignalError(f"fit_signal: a train window of {n_dates} dates is too short to hold a calibration tail")
+        raise TooLittleHistory(f"fit_signal: a train window of {n_dates} dates is too short to hold a calibration tail")
     in_train = np.isin(row_dates, train_dates)
     fit_rows = np.isin(row_dates, train_dates[:fit_end])
     calib_rows = np.isin(row_dates, train_dates[n_dates - n_calib :])
     n_fit = int(fit_rows.sum())
     if n_fit < MIN_FIT_ROWS:
-        raise SignalError(f"fit_signal: {n_fit} fit rows in a train window, fewer than {MIN_FIT_ROWS}")
+        raise TooLittleHistory(f"fit_signal: {n_fit} fit rows in a train window, fewer than {MIN_FIT_ROWS}")
     # Early folds of an unbalanced panel (a few long histories, a wide recent cross-section) can be small:
     # a leaf never needs more than a tenth of the fit rows.
     params = {**config.lgb_params(), "min_child_samples": min(config.min_child_samples, n_fit // 10)}

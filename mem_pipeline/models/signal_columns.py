@@ -33,6 +33,10 @@ class SignalError(MemError, ValueError):
     """Bad signal-model configuration or input (names the key or column and the rule broken)."""
 
 
+class TooLittleHistory(SignalError):
+    """The rows or dates given are too few to fit the model (more history, or a wider universe, would do)."""
+
+
 def require_columns(frame: pl.DataFrame, columns: Sequence[str], where: str) -> None:
     """Raise ``SignalError`` naming ``where`` and the missing columns unless ``frame`` has all ``columns``."""
     missing = [c for c in columns if c not in frame.columns]

@@ -38,5 +38,17 @@ def test_explicit_bounds_win_and_a_short_span_is_refused() -> None:
     spans = {"A": range(300), **{f"S{i}": range(100, 130) for i in range(3)}}
     chosen = BacktestConfig(start=DAY0 + dt.timedelta(days=5), end=DAY0 + dt.timedelta(days=250), warmup_days=20)
     assert replay_window(_history(spans), chosen) == (chosen.start, chosen.end)
-    with pytest.raises(BacktestError, match="first day at least half the universe trades"):
+    with pytest.raises(BacktestError, match="leave no day after backtest.run.warmup_days=200"):
         replay_window(_history(spans), BacktestConfig(warmup_days=200))
+
+
+def test_a_universe_never_half_present_falls_back_to_every_day() -> None:
+    """Three symbols one after another (days 0-99, 100-199, 200-299): no day has half of them, so the window is
+    every day's, after the warm-up; explicit bounds are taken as given."""
+    spans = {"A": range(100), "B": range(100, 200), "C": range(200, 300)}
+    assert replay_window(_history(spans), BacktestConfig(warmup_days=20)) == (
+        DAY0 + dt.timedelta(days=20),
+        DAY0 + dt.timedelta(days=299),
+    )
+    chosen = BacktestConfig(start=DAY0 + dt.timedelta(days=150), end=DAY0 + dt.timedelta(days=160))
+    assert replay_window(_history(spans), chosen) == (chosen.start, chosen.end)
