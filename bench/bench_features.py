@@ -298,6 +298,9 @@ class Stages:
             [sum(self.cpus[n][i] for n in names) for i in rounds],
         )
 
+    def median_cpu(self, names: tuple[str, ...] | None = None) -> float:
+        return statistics.median(self.total(names)[1])
+
     def split(self) -> str:
         return ", ".join(
             f"{name} {statistics.median(w):.2f} s ({statistics.median(self.cpus[name]):.2f} CPU s)"
@@ -372,8 +375,8 @@ def load_bars(data_dir: Path, repeats: int) -> tuple[Timing, pd.DataFrame]:
     loads, bars = Samples(), None
     for _ in range(repeats):
         bars = loads.time(lambda: lake.read_bars(root).to_pandas())
-    timing = Timing("pandas: load bars from the lake (polars read_parquet -> pandas)", loads.median, repeats)
-    return Timing(timing.label, timing.seconds, repeats, f"{len(bars):,} rows; {loads.note()}"), bars
+    label = "pandas: load bars from the lake (polars read_parquet -> pandas)"
+    return Timing(label, loads.median, repeats, f"{len(bars):,} rows; {loads.note()}"), bars
 
 
 def compare(data_dir: Path, name: str, candidate: pd.DataFrame | str) -> tuple[str, bool]:
@@ -451,7 +454,9 @@ def main() -> None:
         )
         del features
 
-        upstream = CHAIN[:2]
+        # the stages each comparison sums: polars from the parquet lake (its SQL intermediates included, with
+        # their write) and the mart's compute alone, against pandas' whole compute and its mart part
+        compute_stages, mart_stages = (*CHAIN[:2], "read", "rolling", "ranks"), ("rolling", "ranks")
         polars_all = _timing(
             "polars: parquet -> features table (SQL intermediates, polars mart, write)",
             *stages["polars"].total(),
@@ -459,7 +464,7 @@ def main() -> None:
         )
         polars_compute = _timing(
             "polars: feature compute (SQL intermediates incl. their write, read, rolling, ranks; no mart write)",
-            *stages["polars"].total((*CHAIN[:2], "read", "rolling", "ranks")),
+            *stages["polars"].total(compute_stages),
         )
         polars_mart = _timing(
             "polars: the mart alone from the intermediates (read, rolling, ranks, write)",
@@ -480,7 +485,7 @@ def main() -> None:
         )
         polars_mart_compute = _timing(
             "polars: the mart's compute from the intermediates in memory (rolling, ranks)",
-            *stages["polars"].total(("rolling", "ranks")),
+            *stages["polars"].total(mart_stages),
         )
         report(
             f"Cold feature build, {N_SYMBOLS} symbols, {START} .. {END}, contenders alternated in each round "
@@ -540,14 +545,9 @@ def main() -> None:
         print()
         inc_compute = inc_timings[1].seconds
         vs_pandas = pandas_compute.seconds / polars_compute.seconds
-        compute_stages = (*upstream, "read", "rolling", "ranks")
-        vs_pandas_cpu = statistics.median(stages["pandas"].total()[1]) / statistics.median(
-            stages["polars"].total(compute_stages)[1]
-        )
+        vs_pandas_cpu = stages["pandas"].median_cpu() / stages["polars"].median_cpu(compute_stages)
         mart_vs_pandas = pandas_mart.seconds / polars_mart_compute.seconds
-        mart_vs_pandas_cpu = statistics.median(stages["pandas"].total(("mart",))[1]) / statistics.median(
-            stages["polars"].total(("rolling", "ranks"))[1]
-        )
+        mart_vs_pandas_cpu = stages["pandas"].median_cpu(("mart",)) / stages["polars"].median_cpu(mart_stages)
         checks = [
             (
                 f"cold build parquet -> features table < {TARGET_COLD} s (stretch {STRETCH_COLD} s)",

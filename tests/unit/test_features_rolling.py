@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from mem_pipeline.features.columns import FEATURE_COLUMNS, KEY, RANKED
+from mem_pipeline.features.columns import FEATURE_COLUMNS, KEY
 from mem_pipeline.features.rolling import LOOKBACK_ROWS, features
 from tests.dbt.harness import assert_same_values
 
@@ -123,10 +123,6 @@ def test_an_incremental_frame_gives_the_full_history_values() -> None:
     # equal up to the rounding of polars' running window sums, which start at another row
     assert_same_values(incremental, full, FEATURE_COLUMNS, abs_tol=1e-12, rel_tol={"dollar_volume_20d": 1e-14})
     assert full["beta_60d"].is_not_nan().sum() > 0 and full["macd_signal_9"].drop_nulls().len() > 0
-
-
-def test_ranked_columns_are_feature_columns() -> None:
-    assert {f"rank_{c}" for c in RANKED} <= set(FEATURE_COLUMNS)
 
 
 def test_the_result_does_not_depend_on_the_order_of_the_input_rows() -> None:
