@@ -33,7 +33,7 @@ import polars as pl
 import pytest
 
 from mem_pipeline.core.paths import DBT_PROJECT_DIR
-from mem_pipeline.features import rolling
+from mem_pipeline.features import day_ranks, rolling, window_kernel
 from mem_pipeline.features.dbt_cli import dbt
 from tests.dbt.harness import (
     FILES_DAYS,
@@ -197,17 +197,19 @@ def test_warmup_ranks_are_the_cross_section_of_that_day(shortened: pl.DataFrame,
 
 MODELS = DBT_PROJECT_DIR / "models"
 # lead(...) or a window frame ending after the current row ("1 following", "unbounded following"); in polars a
-# negative shift or a centred rolling window.
-FUTURE_READS = r"\blead\s*\(|\b(?:unbounded|\d+)\s+following\b|shift\(\s*-|center\s*=\s*True"
-# The polars code the Python feature model runs.
-POLARS_FEATURES = Path(rolling.__file__)
+# negative shift or a centred rolling window; in the numba kernel a row after the current one (x[i + k]).
+FUTURE_READS = r"\blead\s*\(|\b(?:unbounded|\d+)\s+following\b|shift\(\s*-|center\s*=\s*True|\[\s*i\s*\+"
+# The code the Python feature model runs.
+FEATURE_CODE = (Path(rolling.__file__), Path(window_kernel.__file__), Path(day_ranks.__file__))
 
 
 def _model_code(name: str) -> str:
-    """A model's code; a Python model's includes the polars module it runs."""
+    """A model's code; a Python model's includes the modules it runs."""
     (path,) = [p for p in MODELS.rglob(f"{name}.*") if p.suffix in (".sql", ".py")]
     code = path.read_text(encoding="utf-8")
-    return code + POLARS_FEATURES.read_text(encoding="utf-8") if path.suffix == ".py" else code
+    if path.suffix == ".py":
+        code += "".join(module.read_text(encoding="utf-8") for module in FEATURE_CODE)
+    return code
 
 
 def test_features_code_does_not_name_the_labels() -> None:

@@ -11,11 +11,11 @@ import math
 
 import numpy as np
 import polars as pl
+import polars.selectors
 import pytest
 
 from mem_pipeline.features.columns import FEATURE_COLUMNS, KEY
-from mem_pipeline.features.rolling import LOOKBACK_ROWS, features
-from tests.dbt.harness import assert_same_values
+from mem_pipeline.features.rolling import ANCHOR_EVERY, LOOKBACK_ROWS, features
 
 START = dt.date(2024, 1, 1)
 
@@ -67,8 +67,8 @@ def test_hand_computed_window_fullness_and_values() -> None:
 
 
 def test_a_window_never_reaches_into_the_previous_symbol() -> None:
-    """In the flat form every rolling statistic runs over the whole column; a symbol with 5 rows after one
-    with 30 must still have no 5-row return or volatility on its 5th row (its window would need 6 bars)."""
+    """A symbol with 5 rows after one with 30 has no 5-row return or volatility on its 5th row (its window
+    would need 6 bars)."""
     a = _history("AAA", [100 + i for i in range(30)])
     b = _history("BBB", [50, 51, 52, 53, 54])
     out = features(pl.concat([b, a]), _market(a["trade_date"].to_list()))
@@ -99,35 +99,92 @@ def test_ranks_are_exact_percent_ranks_with_ties_at_their_lowest_rank() -> None:
     assert lone["rank_ret_20d"].null_count() == 20
 
 
-def test_an_incremental_frame_gives_the_full_history_values() -> None:
-    """The rebuilt days computed from LOOKBACK_ROWS rows of history equal the values computed from the whole
-    history, on random walks of three symbols of different lengths (one shorter than the lookback)."""
-    rng = np.random.default_rng(5)
+def _walks(rng: np.random.Generator, lengths: dict[str, int], end: dt.date) -> pl.DataFrame:
+    """Random-walk histories of the given lengths, all ending on ``end``."""
     frames = []
-    for symbol, n in (("AAA", 300), ("BBB", 180), ("CCC", 40)):
+    for symbol, n in lengths.items():
         closes = (100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))).tolist()
-        frames.append(_history(symbol, closes, START + dt.timedelta(days=300 - n)))
-    history = pl.concat(frames)
+        frames.append(_history(symbol, closes, end - dt.timedelta(days=n - 1)))
+    return pl.concat(frames)
+
+
+def _random_market(rng: np.random.Generator, history: pl.DataFrame) -> pl.DataFrame:
     days = sorted(history["trade_date"].unique().to_list())
-    market = _market(days, {d: 0.001 * i for i, d in enumerate(days)}).with_columns(
+    return _market(days, {d: 0.001 * i for i, d in enumerate(days)}).with_columns(
         mkt_ret_1d=pl.Series(rng.normal(0, 0.01, len(days)))
     )
-    first = days[-15]
-    full = features(history, market).filter(pl.col("trade_date") >= first)
-    first_obs = history.filter(pl.col("trade_date") >= first).group_by("symbol").agg(pl.col("obs").min())
-    window = history.join(first_obs, on="symbol", suffix="_first").filter(
-        pl.col("obs") >= pl.col("obs_first") - LOOKBACK_ROWS
-    )
-    assert window.height < history.height  # the frame really is shorter
-    incremental = features(window.drop("obs_first"), market, pl.col("trade_date") >= first)
-    # equal up to the rounding of polars' running window sums, which start at another row
-    assert_same_values(incremental, full, FEATURE_COLUMNS, abs_tol=1e-12, rel_tol={"dollar_volume_20d": 1e-14})
-    assert full["beta_60d"].is_not_nan().sum() > 0 and full["macd_signal_9"].drop_nulls().len() > 0
+
+
+def test_an_incremental_frame_gives_the_full_history_values_exactly() -> None:
+    """The rebuilt days computed from LOOKBACK_ROWS rows of history hold the same bits as the values computed
+    from the whole history (the windows are recomputed from their own rows every ANCHOR_EVERY rows of ``obs``),
+    for every first rebuilt day over more than one anchor period, on random walks of three symbols of different
+    lengths (one shorter than the lookback)."""
+    rng = np.random.default_rng(5)
+    end = START + dt.timedelta(days=399)
+    history = _walks(rng, {"AAA": 400, "BBB": 250, "CCC": 40}, end)
+    market = _random_market(rng, history)
+    days = sorted(history["trade_date"].unique().to_list())
+    full = features(history, market)
+    assert full["beta_60d"].drop_nulls().len() > 0 and full["macd_signal_9"].drop_nulls().len() > 0
+    for first in days[-ANCHOR_EVERY - 5 :]:
+        first_obs = history.filter(pl.col("trade_date") >= first).group_by("symbol").agg(pl.col("obs").min())
+        window = history.join(first_obs, on="symbol", suffix="_first").filter(
+            pl.col("obs") >= pl.col("obs_first") - LOOKBACK_ROWS
+        )
+        assert window.height < history.height  # the frame really is shorter
+        incremental = features(window.drop("obs_first"), market, pl.col("trade_date") >= first)
+        assert incremental.equals(full.filter(pl.col("trade_date") >= first)), first
+
+
+def test_a_symbols_values_do_not_depend_on_the_other_symbols() -> None:
+    """Each symbol is computed on its own: alone or beside others, the same bits."""
+    rng = np.random.default_rng(8)
+    history = _walks(rng, {"AAA": 200, "MMM": 150, "ZZZ": 300}, START + dt.timedelta(days=299))
+    market = _random_market(rng, history)
+    together = features(history, market).filter(pl.col("symbol") == "MMM").drop(pl.selectors.starts_with("rank_"))
+    alone = features(history.filter(pl.col("symbol") == "MMM"), market).drop(pl.selectors.starts_with("rank_"))
+    assert together.equals(alone)
+
+
+def _reference_zscore(x: np.ndarray, n: int) -> np.ndarray:
+    """(x - mean) / sample std over the n rows ending at each row, each window from its own rows (two passes;
+    no spread where the n values are equal, whatever their mean rounds to)."""
+    z = np.full(x.size, np.nan)
+    for i in range(n - 1, x.size):
+        w = x[i - n + 1 : i + 1]
+        sd = 0.0 if w.min() == w.max() else math.sqrt(((w - w.mean()) ** 2).sum() / (n - 1))
+        z[i] = (x[i] - w.mean()) / sd if sd > 0 else np.nan
+    return z
+
+
+def test_flat_stretches_and_spikes_keep_the_windows_exact() -> None:
+    """A running window keeps the rounding of what went through it. After 30 closes of 100.1 (whose mean over
+    20 rows, summed, is 100.09999999999997), the 20-day volatility is exactly 0, the price z-score null (no
+    spread), MACD exactly 0 and the RSI 100 (no change at all); and after a volume spike 10,000 times the
+    usual leaves the window, and a 0.01% move after the flat stretch, the z-scores equal the two-pass values to
+    1e-10 relative (running sums alone were 3e-8 off)."""
+    rng = np.random.default_rng(3)
+    closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 200)))
+    closes[80:110] = 100.1
+    closes[110:] = 100.1 * 1.0001 * closes[110:] / closes[110]
+    history = _history("AAA", closes.tolist())
+    volume = rng.uniform(4e5, 6e5, 200)
+    volume[150] *= 1e4
+    history = history.with_columns(volume=pl.Series(volume))
+    out = features(history, _market(history["trade_date"].to_list()))
+    flat = out.row(109, named=True)  # the 30th close of 100.1
+    assert flat["rv_20d"] == 0.0 and flat["rv_5d"] == 0.0 and flat["macd"] == 0.0
+    assert flat["price_z_20d"] is None and flat["rsi_14"] == 100.0
+    for column, x in (("price_z_20d", closes), ("volume_z_20d", volume)):
+        got, want = out[column].to_numpy(), _reference_zscore(x, 20)
+        assert np.array_equal(np.isnan(got), np.isnan(want)), column
+        ok = ~np.isnan(want)
+        assert np.max(np.abs(got[ok] - want[ok]) / np.maximum(np.abs(want[ok]), 1.0)) < 1e-10, column
 
 
 def test_the_result_does_not_depend_on_the_order_of_the_input_rows() -> None:
-    """Running window sums carry the rounding of the rows before them in the sorted column, so the sort must
-    depend on the data alone: the same rows shuffled give the same bits (row order included)."""
+    """The same rows shuffled give the same bits, and come out sorted by symbol and date."""
     rng = np.random.default_rng(11)
     frames = [_history(f"S{i:02d}", (100 * np.exp(np.cumsum(rng.normal(0, 0.03, 120)))).tolist()) for i in range(12)]
     history = pl.concat(frames[::-1])
@@ -135,4 +192,4 @@ def test_the_result_does_not_depend_on_the_order_of_the_input_rows() -> None:
     market = _market(days, {d: 0.0 for d in days}).with_columns(mkt_ret_1d=pl.Series(rng.normal(0, 0.01, len(days))))
     once = features(history, market)
     assert once.equals(features(history.sample(fraction=1.0, shuffle=True, seed=3), market))
-    assert once.select(KEY).equals(once.select(KEY).sort(KEY))  # and comes out sorted by symbol and date
+    assert once.select(KEY).equals(once.select(KEY).sort(KEY))
