@@ -1,7 +1,8 @@
 """A straightforward pandas version of ``fct_features_daily``, as a quant would write it first.
 
-Used by ``bench/bench_features.py`` as the baseline polars and DuckDB SQL are compared with. It computes every
-column of the mart (27 features and the 5 cross-sectional ranks) from the raw bars, with the mart's rules:
+Used by ``bench/bench_features.py`` as the baseline the Python model and DuckDB SQL are compared with. It
+computes every column of the mart (27 features and the 5 cross-sectional ranks) from the raw bars, with the
+mart's rules:
 
 * windows count rows of the symbol's own history (``rolling(n)`` on a symbol's rows sorted by date), and a
   window value is NaN unless all ``n`` rows hold a value (pandas' default ``min_periods=n`` is exactly the

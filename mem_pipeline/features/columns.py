@@ -40,3 +40,25 @@ RANKED: tuple[str, ...] = ("ret_20d", "rv_20d", "momentum_60_5", "amihud_20d", "
 LABEL_COLUMNS: tuple[str, ...] = ("fwd_ret_1d", "fwd_ret_5d", "fwd_ret_20d", "up_1d", "up_5d", "up_20d")
 LABEL_HORIZONS: tuple[int, ...] = (1, 5, 20)
 KEY: tuple[str, str] = ("symbol", "trade_date")
+
+# What the features mart reads (its Python model, mem_pipeline/features/rolling.py).
+#: Columns of ``int_bars__returns`` the features read.
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "trade_date",
+    "obs",
+    "close",
+    "volume",
+    "ret_1d",
+    "price_change",
+    "log_range",
+    "log_body",
+    "quoted_spread",
+    "cs_spread",
+)
+#: Columns of ``int_market__daily`` the features read.
+MARKET_COLUMNS: tuple[str, ...] = ("trade_date", "mkt_ret_1d", "mkt_ret_5d")
+#: Rows of a symbol's history before the first rebuilt day that an incremental run reads. The longest
+#: window reads 61 rows (ret_60d's lag of 60), MACD's signal line 34; the rest lets the windows be recomputed
+#: from their own rows only every ``rolling.ANCHOR_EVERY`` rows.
+LOOKBACK_ROWS = 120

@@ -24,28 +24,8 @@ import numpy as np
 import polars as pl
 
 from mem_pipeline.features import day_ranks, window_kernel
-from mem_pipeline.features.columns import FEATURE_COLUMNS, KEY, RANKED
+from mem_pipeline.features.columns import FEATURE_COLUMNS, HISTORY_COLUMNS, KEY, LOOKBACK_ROWS, MARKET_COLUMNS, RANKED
 
-#: Columns of ``int_bars__returns`` the features read.
-HISTORY_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "trade_date",
-    "obs",
-    "close",
-    "volume",
-    "ret_1d",
-    "price_change",
-    "log_range",
-    "log_body",
-    "quoted_spread",
-    "cs_spread",
-)
-#: Columns of ``int_market__daily`` the features read.
-MARKET_COLUMNS: tuple[str, ...] = ("trade_date", "mkt_ret_1d", "mkt_ret_5d")
-#: Rows of a symbol's history before the first rebuilt day that an incremental run reads. The longest
-#: window reads 61 rows (ret_60d's lag of 60), MACD's signal line 34; the rest lets the windows be recomputed
-#: from their own rows only every ANCHOR_EVERY rows.
-LOOKBACK_ROWS = 120
 #: Every window is recomputed from its own rows where ``obs`` is a multiple of this (see ``window_kernel``):
 #: the most LOOKBACK_ROWS allow, so that a rebuilt row's windows never read a row before the lookback.
 ANCHOR_EVERY = LOOKBACK_ROWS - window_kernel.LONGEST + 2
@@ -94,7 +74,9 @@ def rolling_features(history: pl.DataFrame, market: pl.DataFrame) -> pl.DataFram
     )
     starts = np.append(np.flatnonzero(inputs["first_row"].to_numpy()), frame.height).astype(np.int64)
     windowed = window_kernel.features(
-        tuple(inputs[c].to_numpy() for c in window_kernel.INPUTS), starts, inputs["anchor"].to_numpy()
+        tuple(_read_only(inputs[c].to_numpy()) for c in window_kernel.INPUTS),
+        _read_only(starts),
+        _read_only(inputs["anchor"].to_numpy()),
     )
     outputs = pl.DataFrame(dict(zip(window_kernel.OUTPUTS, windowed, strict=True))).fill_nan(None)
     return pl.concat([frame.select(*KEY, "close", "ret_1d"), outputs], how="horizontal")
@@ -116,6 +98,22 @@ def percent_ranks(features: pl.DataFrame) -> pl.DataFrame:
     return features.with_columns(
         pl.Series(f"rank_{c}", column).fill_nan(None) for c, column in zip(RANKED, ranks, strict=True)
     )
+
+
+def _read_only(values: np.ndarray) -> np.ndarray:
+    """A read-only view: numba compiles (and caches) a kernel per array type, writability included, and
+    polars hands out its buffers read-only or copies them writable; one type keeps to one compiled kernel."""
+    view = values.view()
+    view.flags.writeable = False
+    return view
+
+
+def load_kernels() -> None:
+    """Load the kernels for the argument types ``features`` calls them with (in a fresh process numba's
+    start-up takes about 0.4 s, cached code or not): on a thread, it overlaps other work."""
+    columns = tuple(_read_only(np.zeros(1)) for _ in window_kernel.INPUTS)
+    window_kernel.features(columns, _read_only(np.array([0, 1])), _read_only(np.zeros(1, dtype=bool)))
+    day_ranks.percent_ranks([np.zeros(1)], np.zeros(1, dtype=np.int64))
 
 
 def features(history: pl.DataFrame, market: pl.DataFrame, rebuilt: pl.Expr | None = None) -> pl.DataFrame:

@@ -14,8 +14,9 @@ import polars as pl
 import polars.selectors
 import pytest
 
+from mem_pipeline.features import day_ranks, window_kernel
 from mem_pipeline.features.columns import FEATURE_COLUMNS, KEY
-from mem_pipeline.features.rolling import ANCHOR_EVERY, LOOKBACK_ROWS, features
+from mem_pipeline.features.rolling import ANCHOR_EVERY, LOOKBACK_ROWS, features, load_kernels
 
 START = dt.date(2024, 1, 1)
 
@@ -193,3 +194,14 @@ def test_the_result_does_not_depend_on_the_order_of_the_input_rows() -> None:
     once = features(history, market)
     assert once.equals(features(history.sample(fraction=1.0, shuffle=True, seed=3), market))
     assert once.select(KEY).equals(once.select(KEY).sort(KEY))
+
+
+def test_loading_the_kernels_loads_what_the_features_call() -> None:
+    """numba compiles a kernel per argument type (read-only arrays are another type): the start-up that dbt
+    runs ahead (``load_kernels``) must load the very kernels ``features`` then calls, or it saves nothing."""
+    rng = np.random.default_rng(2)
+    history = _walks(rng, {"AAA": 80, "BBB": 70}, START + dt.timedelta(days=79))
+    features(pl.concat([history.head(60), history.tail(90)]), _random_market(rng, history))  # two chunks
+    load_kernels()
+    assert len(window_kernel.features.signatures) == 1, window_kernel.features.signatures
+    assert len(day_ranks._ranks_in_order.signatures) == 1, day_ranks._ranks_in_order.signatures
