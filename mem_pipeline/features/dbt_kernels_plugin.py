@@ -21,4 +21,5 @@ def _load() -> None:
 
 class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
-        threading.Thread(target=_load, name="mem-feature-kernels", daemon=True).start()
+        # not a daemon: a short dbt run waits for it rather than exiting with numba half-way through loading
+        threading.Thread(target=_load, name="mem-feature-kernels").start()
