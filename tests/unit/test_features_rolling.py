@@ -205,3 +205,16 @@ def test_loading_the_kernels_loads_what_the_features_call() -> None:
     load_kernels()
     assert len(window_kernel.features.signatures) == 1, window_kernel.features.signatures
     assert len(day_ranks._ranks_in_order.signatures) == 1, day_ranks._ranks_in_order.signatures
+
+
+def test_nothing_to_rebuild_gives_no_rows_with_the_marts_columns() -> None:
+    """An update whose days are all before its first rebuilt day (or a history without rows) writes nothing,
+    with the mart's columns and types."""
+    history = _history("AAA", [100.0 + i for i in range(30)])
+    market = _market(history["trade_date"].to_list())
+    full = features(history, market)
+    for empty in (
+        features(history, market, pl.col("trade_date") > START + dt.timedelta(days=400)),
+        features(history.head(0), market),
+    ):
+        assert empty.is_empty() and empty.schema == full.schema
