@@ -1,6 +1,6 @@
 {#-
-    fct_features_daily as DuckDB SQL window functions: the mart's form until polars replaced it (see the Python
-    model), kept as an analysis (compiled, never built) for `bench/bench_features.py` to race against polars
+    fct_features_daily as DuckDB SQL window functions: the mart's form until the Python model replaced it,
+    kept as an analysis (compiled, never built) for `bench/bench_features.py` to race against the Python model
     and pandas. Full build only.
 -#}
 with

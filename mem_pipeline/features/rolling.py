@@ -1,8 +1,8 @@
-"""The features of ``fct_features_daily`` in polars and numba: the computation the dbt Python model runs.
+"""The features of ``fct_features_daily``: the computation the dbt Python model runs.
 
-The rows are sorted once, each symbol's rows together and in date order; one numba pass per symbol
-(``window_kernel``, symbols in parallel) computes every windowed feature, and polars the per-day ranks. The
-rules are the mart's (``fct_features_daily.yml``):
+polars sorts the rows once, each symbol's rows together and in date order; one numba pass per symbol
+(``window_kernel``, symbols in parallel) computes every windowed feature, and ``day_ranks`` the per-day ranks
+(a numpy sort of a days x symbols panel per column). The rules are the mart's (``fct_features_daily.yml``):
 
 * windows count rows of the symbol's own history, ending at the current row (a value at t reads rows <= t);
 * a window value is null unless all its rows hold a value (no half-warm values);
@@ -19,6 +19,7 @@ rows, which are history and not written, come out emptier.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import polars as pl
@@ -73,11 +74,12 @@ def rolling_features(history: pl.DataFrame, market: pl.DataFrame) -> pl.DataFram
         (pl.col("symbol") != pl.col("symbol").shift(1)).fill_null(True).alias("first_row"),
     )
     starts = np.append(np.flatnonzero(inputs["first_row"].to_numpy()), frame.height).astype(np.int64)
-    windowed = window_kernel.features(
-        tuple(_read_only(inputs[c].to_numpy()) for c in window_kernel.INPUTS),
-        _read_only(starts),
-        _read_only(inputs["anchor"].to_numpy()),
-    )
+    with _PARALLEL_KERNEL:
+        windowed = window_kernel.features(
+            tuple(_read_only(inputs[c].to_numpy()) for c in window_kernel.INPUTS),
+            _read_only(starts),
+            _read_only(inputs["anchor"].to_numpy()),
+        )
     outputs = pl.DataFrame(dict(zip(window_kernel.OUTPUTS, windowed, strict=True))).fill_nan(None)
     return pl.concat([frame.select(*KEY, "close", "ret_1d"), outputs], how="horizontal")
 
@@ -100,6 +102,12 @@ def percent_ranks(features: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+#: One caller at a time for the parallel kernel: the loading thread (``dbt_kernels_plugin``) and the model may
+#: overlap, and numba's fallback threading layer (workqueue, where OpenMP and TBB are missing) aborts the
+#: process on concurrent parallel calls.
+_PARALLEL_KERNEL = threading.Lock()
+
+
 def _read_only(values: np.ndarray) -> np.ndarray:
     """A read-only view: numba compiles (and caches) a kernel per array type, writability included, and
     polars hands out its buffers read-only or copies them writable; one type keeps to one compiled kernel."""
@@ -112,7 +120,8 @@ def load_kernels() -> None:
     """Load the kernels for the argument types ``features`` calls them with (in a fresh process numba's
     start-up takes about 0.4 s, cached code or not): on a thread, it overlaps other work."""
     columns = tuple(_read_only(np.zeros(1)) for _ in window_kernel.INPUTS)
-    window_kernel.features(columns, _read_only(np.array([0, 1])), _read_only(np.zeros(1, dtype=bool)))
+    with _PARALLEL_KERNEL:
+        window_kernel.features(columns, _read_only(np.array([0, 1])), _read_only(np.zeros(1, dtype=bool)))
     day_ranks.percent_ranks([np.zeros(1)], np.zeros(1, dtype=np.int64))
 
 

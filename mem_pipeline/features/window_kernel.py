@@ -16,7 +16,7 @@ A row's values therefore depend only on the rows from its last anchor's window o
 
 * a symbol's values never depend on other symbols' rows (each symbol is its own loop);
 * a frame that starts at least ``anchor_every + n - 2`` rows before a row gives that row the same bits as
-  the whole history (``rolling.LOOKBACK_ROWS`` and ``rolling.ANCHOR_EVERY`` are chosen for it): an
+  the whole history (``columns.LOOKBACK_ROWS`` and ``rolling.ANCHOR_EVERY`` are chosen for it): an
   incremental day equals a full build exactly, and rows added later never change earlier values.
 
 Missing values are NaN; a window holding one has no mean. Every output is NaN where its window is not full

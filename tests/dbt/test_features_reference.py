@@ -9,9 +9,8 @@ Tolerance: 1e-9 absolute for every column (they are O(1) or bounded by 100: retu
 RSI), except ``dollar_volume_20d`` which is compared relatively (1e-9 x |reference|). Its values are
 10^5..10^9 currency units; a double carries ~16 significant digits, so summing 20 of them in another order
 legitimately moves the mean by ~1e-7 absolute (observed: 4.8e-7), while a relative 1e-9 is still millions
-of times tighter than any definitional error (a window one row off moves the mean by ~5%). Observed
-differences elsewhere are <= 1.5e-12 (price_z_20d next to a flat stretch, where std is small) and
-mostly ~1e-16.
+of times tighter than any definitional error (a window one row off moves the mean by ~5%). Differences
+elsewhere are last-bit rounding (running window sums against this module's two-pass windows).
 """
 
 from __future__ import annotations

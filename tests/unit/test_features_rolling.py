@@ -1,4 +1,4 @@
-"""The polars feature functions behind ``fct_features_daily`` on hand-computed rows.
+"""The feature functions behind ``fct_features_daily`` (mem_pipeline/features/rolling.py) on hand-computed rows.
 
 dbt's unit tests cannot reach a Python model, so the model's hand-computed cases are here; the whole model is
 compared with an independent numpy reference through dbt in ``tests/dbt`` (and point in time there too).
@@ -218,3 +218,31 @@ def test_nothing_to_rebuild_gives_no_rows_with_the_marts_columns() -> None:
         features(history.head(0), market),
     ):
         assert empty.is_empty() and empty.schema == full.schema
+
+
+def test_a_missing_quoted_spread_blanks_its_window_and_the_estimate_falls_back() -> None:
+    """One missing quoted spread (row 25) leaves the 20 windows holding it without a mean, where spread_est
+    takes the Corwin-Schultz mean instead (0 here); the windows before and after keep 0.001."""
+    history = _history("AAA", [100.0 + i for i in range(50)])
+    history = history.with_columns(quoted_spread=pl.Series([None if i == 24 else 0.001 for i in range(50)]))
+    out = features(history, _market(history["trade_date"].to_list()))
+    quoted, spread = out["quoted_spread_20d"].to_list(), out["spread_est"].to_list()
+    assert all(q is None for q in quoted[:19]) and all(s is None for s in spread[:19])  # not full yet
+    assert all(q == pytest.approx(0.001, abs=1e-18) for q in quoted[19:24] + quoted[44:])
+    assert all(q is None for q in quoted[24:44]) and spread[24:44] == [0.0] * 20
+
+
+def test_beta_and_correlation_against_least_squares_and_null_for_a_flat_market() -> None:
+    """beta_60d is the OLS slope of the symbol's returns on the market's over 60 rows (numpy's polyfit) and
+    corr_60d their correlation (corrcoef); with a market that never moves both are null (no variance)."""
+    rng = np.random.default_rng(13)
+    history = _walks(rng, {"AAA": 90}, START + dt.timedelta(days=89))
+    flat = features(history, _market(history["trade_date"].to_list()))
+    assert flat["rv_60d"].drop_nulls().len() == 90 - 60
+    assert flat["beta_60d"].is_null().all() and flat["corr_60d"].is_null().all()
+    market = _random_market(rng, history)
+    out = features(history, market)
+    r, m = history["ret_1d"].to_numpy()[-60:], market["mkt_ret_1d"].to_numpy()[-60:]
+    assert out["beta_60d"][-1] == pytest.approx(np.polyfit(m, r, 1)[0], abs=1e-12)
+    assert out["corr_60d"][-1] == pytest.approx(np.corrcoef(m, r)[0, 1], abs=1e-12)
+    assert out["beta_60d"].drop_nulls().len() == 90 - 60

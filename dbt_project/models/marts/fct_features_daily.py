@@ -7,6 +7,10 @@ about 1 s against 7.5 s for its SQL form, analyses/fct_features_daily_sql.sql; s
 lineage, docs and data tests (fct_features_daily.yml) are as for a SQL model; dbt's unit tests cannot reach a
 Python model, so the hand-computed rows are tests of the Python functions (tests/unit/test_features_rolling.py).
 
+numba's start-up (about 0.5 s per process) is not on this model's path: the dbt-duckdb plugin listed in
+profiles.yml (mem_pipeline/features/dbt_kernels_plugin.py) loads the kernels on a thread when dbt opens the
+warehouse.
+
 Incremental by date window, like the models it reads (macros/incremental_window.sql): `min_date` (the var, else
 MEM_DBT_MIN_DATE, passed in through the model's config in fct_features_daily.yml) is the first day rebuilt,
 and on an incremental run so is every day after the last one this table holds before it (days skipped by
@@ -14,19 +18,10 @@ earlier runs are filled in, not left as a gap). Whole days are replaced (unique_
 read each symbol's last LOOKBACK_ROWS rows before the first rebuilt day too; only rebuilt days are written.
 """
 
-import threading
-
 import polars as pl
 
 from mem_pipeline.features.columns import HISTORY_COLUMNS, LOOKBACK_ROWS, MARKET_COLUMNS
-
-
-def _load_kernels():
-    # numba's start-up (its import and the kernels' load, about 0.4 s in a fresh process) on a thread, beside
-    # the queries that gather the kernels' input: the features module is imported here, not above.
-    from mem_pipeline.features.rolling import load_kernels
-
-    load_kernels()
+from mem_pipeline.features.rolling import features
 
 
 def model(dbt, session):
@@ -36,17 +31,11 @@ def model(dbt, session):
         unique_key="trade_date",
         on_schema_change="fail",
     )
-    kernels = threading.Thread(target=_load_kernels)
-    kernels.start()
     returns = dbt.ref("int_bars__returns")
     market = dbt.ref("int_market__daily").select(", ".join(MARKET_COLUMNS)).pl()
     start = dbt.config.get("min_date") or None
     if not start:
-        history = returns.select(", ".join(HISTORY_COLUMNS)).pl()
-        kernels.join()
-        from mem_pipeline.features.rolling import features
-
-        return features(history, market)
+        return features(returns.select(", ".join(HISTORY_COLUMNS)).pl(), market)
 
     last_before = None
     if dbt.is_incremental:
@@ -69,9 +58,6 @@ def model(dbt, session):
         where returns.obs >= first_row.first_obs
         """,
     ).pl()
-    kernels.join()
-    from mem_pipeline.features.rolling import features
-
     since = pl.lit(last_before) if last_before else pl.lit(start).str.to_date()
     rebuilt = pl.col("trade_date") > since if last_before else pl.col("trade_date") >= since
     return features(history, market, rebuilt)
