@@ -18,7 +18,6 @@ rows, which are history and not written, come out emptier.
 
 from __future__ import annotations
 
-import math
 import threading
 
 import numpy as np
@@ -31,8 +30,7 @@ from mem_pipeline.features.columns import FEATURE_COLUMNS, HISTORY_COLUMNS, KEY,
 #: the most LOOKBACK_ROWS allow, so that a rebuilt row's windows never read a row before the lookback.
 ANCHOR_EVERY = LOOKBACK_ROWS - window_kernel.LONGEST + 2
 
-LN2 = math.log(2.0)
-GK_BODY = 2 * LN2 - 1
+GK_BODY = 2 * window_kernel.LN2 - 1
 
 
 def _symbol_date_order(history: pl.DataFrame) -> pl.Expr:

@@ -115,6 +115,7 @@ WINDOWS: tuple[tuple[str, int], ...] = (
     CS_20,
 ) = range(len(WINDOWS))
 _SOURCE = np.array([INPUTS.index(column) for column, _ in WINDOWS])
+_CLOSE, _VOLUME, _MKT_RET_5D = INPUTS.index("close"), INPUTS.index("volume"), INPUTS.index("mkt_ret_5d")
 _ROWS = np.array([rows for _, rows in WINDOWS])
 #: The longest window (the lags reach 60 rows back too): an incremental frame must start
 #: ``anchor_every + LONGEST - 2`` rows before a row.
@@ -196,7 +197,7 @@ def _ratio(num: float, den: float) -> float:
 def _symbol(x: tuple[np.ndarray, ...], s: int, e: int, anchors: np.ndarray, out: np.ndarray) -> None:
     """The outputs for one symbol's rows ``s:e`` (in date order). A window of ``n`` rows is full from the
     symbol's ``n``-th row; of ``n`` returns (which start at the symbol's 2nd row), from row ``n + 1``."""
-    close, volume, r, m, r_plus_m, mkt_ret_5d, abs_change, range_sq, gk_term, dollar_volume, illiquidity, quoted, cs = x
+    close, volume, mkt_ret_5d = x[_CLOSE], x[_VOLUME], x[_MKT_RET_5D]  # the inputs read beside the windows
     means, variances = np.empty((len(WINDOWS), e - s)), np.empty((len(WINDOWS), e - s))
     for w in range(len(WINDOWS)):
         _window(x[_SOURCE[w]], _ROWS[w], s, e, anchors, means[w], variances[w])
